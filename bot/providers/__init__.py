@@ -1,0 +1,1 @@
+"""HTTP clients of the outside world. Nothing else in the project does HTTP."""
