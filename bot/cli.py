@@ -1,2 +1,169 @@
-def main() -> int:
+"""``cio-bot``: serve, console, sandbox, run (and, as they land: check, rehearse, review)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from bot.config import ConfigError, Settings
+from bot.secrets import install_log_redaction
+
+log = logging.getLogger("cio-bot")
+
+
+def setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    install_log_redaction()
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    return Settings.from_env(os.environ if env is None else env)
+
+
+# -- serve --------------------------------------------------------------------------------
+async def serve(args: argparse.Namespace) -> int:
+    from bot.app import Runtime
+    from bot.sandbox.world import Sandbox
+
+    env: Mapping[str, str] = os.environ
+    sandbox: Sandbox | None = None
+    if not env.get("SLACK_BOT_TOKEN"):
+        sandbox = await Sandbox().start()
+        env = sandbox.overlay(env)
+        log.warning("SLACK_BOT_TOKEN is not set: serving against the built-in sandbox Slack at %s",
+                    sandbox.slack.url)
+    settings = load_settings(env)
+    if not settings.socket_mode and settings.slack_signing_secret is None:
+        raise ConfigError("SLACK_SIGNING_SECRET must be set to serve Slack over HTTP (or set SLACK_APP_TOKEN for Socket Mode).")
+    runtime = await Runtime.start(settings, host=args.host, port=args.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    print(f"cio-launchbot serving on {runtime.url}", flush=True)
+    await stop.wait()
+    log.info("shutting down: finishing in-flight work")
+    await runtime.stop()
+    if sandbox is not None:
+        await sandbox.stop()
     return 0
+
+
+# -- console and run ----------------------------------------------------------------------
+async def _console_session(db_path: Path | None, script: Sequence[str] | None) -> int:
+    from bot.app import Runtime
+    from bot.sandbox.world import SANDBOX_OPERATOR, Sandbox
+    from handlers.console import Console
+
+    async with Sandbox() as sandbox:
+        env = dict(os.environ)
+        # the console is the Slack client: Slack is always the sandbox here
+        for key in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_API_URL"):
+            env.pop(key, None)
+        env = sandbox.overlay(env)
+        if db_path is not None:
+            env["CIO_DB_PATH"] = str(db_path)
+        settings = load_settings(env)
+        runtime = await Runtime.start(settings, port=0)
+        try:
+            channel = settings.launch_channel or "C0LAUNCH01"
+            if channel not in sandbox.slack.channels:
+                sandbox.slack.channels[channel] = {"id": channel, "name": "cio-launch", "is_member": True}
+            console = Console(runtime, sandbox.slack, user=SANDBOX_OPERATOR, channel=channel)
+            if script is None:
+                await console.interact()
+            else:
+                for line in script:
+                    if not await console.line(line):
+                        break
+        finally:
+            await runtime.stop()
+    return 0
+
+
+DEMO_SCRIPT = (
+    "/cio help",
+    "/cio status",
+    "/cio launch-everything now",
+    "/cio help audit",
+    "as U0VIEWER",
+    "/cio audit",
+    "as U0OPERATOR",
+    "/cio audit 8",
+)
+
+
+async def run_main_job(args: argparse.Namespace) -> int:
+    """The bot's main job on its embedded defaults: a scripted session on the sandbox."""
+    with tempfile.TemporaryDirectory(prefix="cio-launchbot-") as tmp:
+        print("cio-launchbot: a scripted session on the built-in sandbox (no accounts needed).\n", flush=True)
+        return await _console_session(Path(tmp) / "run.db", DEMO_SCRIPT)
+
+
+async def console(args: argparse.Namespace) -> int:
+    return await _console_session(None, None)
+
+
+async def sandbox_only(args: argparse.Namespace) -> int:
+    from bot.sandbox.world import Sandbox
+
+    async with Sandbox() as sandbox:
+        print("Sandbox fakes running. Point the bot at them with:")
+        for key, value in sandbox.env().items():
+            print(f"  export {key}={value}")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cio-bot", description="Take a Customer.io integration to production safely.")
+    parser.add_argument("--log-level", default=os.environ.get("CIO_LOG_LEVEL", "INFO"))
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", help="serve Slack (HTTP or Socket Mode), /healthz and webhooks")
+    p.add_argument("--host", default="0.0.0.0")
+    p.add_argument("--port", type=int, default=None, help="default: $PORT or 3000")
+    p.set_defaults(func=serve)
+    p = sub.add_parser("console", help="type /cio commands in a terminal")
+    p.set_defaults(func=console)
+    p = sub.add_parser("sandbox", help="run the local fakes of Slack, Customer.io and LaunchDarkly")
+    p.set_defaults(func=sandbox_only)
+    p = sub.add_parser("run", help="the main job on embedded defaults (what `make run` does)")
+    p.set_defaults(func=run_main_job)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    quiet = args.command in ("console", "run")
+    setup_logging("WARNING" if quiet and args.log_level == "INFO" else args.log_level)
+    try:
+        return asyncio.run(args.func(args))
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -59,8 +59,10 @@ class Store:
         self._depth = 0
         self.migrate()
         from bot.store.audit import AuditRepo
+        from bot.store.launch import LaunchRepo
 
         self.audit = AuditRepo(self)
+        self.launches = LaunchRepo(self)
 
     # -- schema ---------------------------------------------------------------------------
     def migrate(self) -> dict[str, int]:
