@@ -21,6 +21,19 @@ from bot.services import Services
 log = logging.getLogger(__name__)
 
 
+#: Domain modules, each with ``configure(services) -> None`` that attaches its service to
+#: ``services``, subscribes to events, registers health sources and background loops.
+DOMAINS: list[str] = []
+
+
+def configure_domains(services: Services) -> Services:
+    import importlib
+
+    for name in DOMAINS:
+        importlib.import_module(name).configure(services)
+    return services
+
+
 def build_bolt_app(services: Services) -> AsyncApp:
     from handlers import actions, slash
     from handlers.registry import load_handlers
@@ -64,7 +77,7 @@ class Runtime:
     ) -> Runtime:
         from handlers.web import build_web_app
 
-        services = Services.build(settings, clock=clock)
+        services = configure_domains(Services.build(settings, clock=clock))
         bolt = build_bolt_app(services)
         socket = settings.socket_mode
         web_app = build_web_app(services, None if socket else bolt)
