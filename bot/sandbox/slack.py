@@ -39,6 +39,7 @@ class Message:
     response_type: str | None = None
     replace_original: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)  # earlier versions (updates)
+    response_key: str | None = None  # which response_url received it
     files: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -257,6 +258,7 @@ class FakeSlack(FakeServer):
             payload.get("blocks") or [],
             response_type=payload.get("response_type", "ephemeral"),
             replace_original=bool(payload.get("replace_original")),
+            response_key=key,
         )
         self.responses.append(msg)
         self._emit(msg)
