@@ -15,6 +15,7 @@ from bot.events import EventBus
 from bot.health import HealthRegistry
 from bot.permissions import Permissions
 from bot.providers.slack import SlackGateway
+from bot.status import StatusRegistry
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class Services:
     clock: Clock = field(default_factory=SystemClock)
     events: EventBus = field(default_factory=EventBus)
     health: HealthRegistry = field(default_factory=HealthRegistry)
+    status: StatusRegistry = field(default_factory=StatusRegistry)
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     #: long-running loops (scheduler tick, escalation tick, probes) started with the server
     loops: dict[str, Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=dict)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot import blocks
-from bot.status import foundation_status
+from bot.status import launch_status
 from handlers.registry import CommandContext, Permission, Reply, UsageError, command, commands
 
 
@@ -29,7 +29,7 @@ async def help_command(ctx: CommandContext) -> Reply:
 async def status_command(ctx: CommandContext) -> Reply:
     if ctx.args:
         raise UsageError("`/cio status` takes no arguments.")
-    report = foundation_status(ctx.services)
+    report = await launch_status(ctx.services, ctx.channel_id)
     return Reply(report.text, report.blocks)
 
 
