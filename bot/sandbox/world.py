@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping
 
+from bot.sandbox.customerio import SANDBOX_PROD, SANDBOX_STAGING, FakeCustomerIO
 from bot.sandbox.slack import (
     SANDBOX_BOT_TOKEN,
     SANDBOX_CHANNEL,
@@ -23,7 +24,10 @@ SANDBOX_VIEWER = "U0VIEWER"
 class Sandbox:
     def __init__(self) -> None:
         self.slack = FakeSlack()
-        self.servers = [self.slack]
+        self.customerio = FakeCustomerIO()
+        self.customerio_prod, self.customerio_staging = self.customerio.seed_sandbox()
+        self.webhook_signing_key = "sandbox-webhook-signing-key"
+        self.servers = [self.slack, self.customerio]
 
     async def start(self) -> Sandbox:
         for server in self.servers:
@@ -49,6 +53,16 @@ class Sandbox:
             "SLACK_API_URL": self.slack.api_url,
             "CIO_LAUNCH_CHANNEL": SANDBOX_CHANNEL,
             "CIO_OPERATORS": SANDBOX_OPERATOR,
+            "CUSTOMERIO_SITE_ID": SANDBOX_PROD["site_id"],
+            "CUSTOMERIO_TRACK_API_KEY": SANDBOX_PROD["track_key"],
+            "CUSTOMERIO_APP_API_KEY": SANDBOX_PROD["app_key"],
+            "CUSTOMERIO_REGION": "us",
+            "CUSTOMERIO_TRACK_URL": self.customerio.url,
+            "CUSTOMERIO_APP_URL": self.customerio.url,
+            "CUSTOMERIO_WEBHOOK_SIGNING_KEY": self.webhook_signing_key,
+            "CUSTOMERIO_STAGING_SITE_ID": SANDBOX_STAGING["site_id"],
+            "CUSTOMERIO_STAGING_TRACK_API_KEY": SANDBOX_STAGING["track_key"],
+            "CUSTOMERIO_STAGING_APP_API_KEY": SANDBOX_STAGING["app_key"],
         }
 
     def overlay(self, env: Mapping[str, str]) -> dict[str, str]:
@@ -62,4 +76,8 @@ class Sandbox:
             for key in ("CIO_LAUNCH_CHANNEL", "CIO_OPERATORS"):
                 if not env.get(key):
                     merged[key] = fake[key]
+        if not env.get("CUSTOMERIO_SITE_ID"):
+            for key, value in fake.items():
+                if key.startswith("CUSTOMERIO_") and not env.get(key):
+                    merged[key] = value
         return merged
