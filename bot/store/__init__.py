@@ -138,6 +138,13 @@ def probe(path: str | Path, timeout: float = 2.0) -> tuple[bool, str]:
     if not p.is_file():
         return False, "database file is missing"
     try:
+        with p.open("rb") as fh:
+            magic = fh.read(16)
+    except OSError as exc:
+        return False, f"database file cannot be read ({exc.strerror or exc})"
+    if magic and magic != b"SQLite format 3\x00":
+        return False, "database file is not an SQLite database"
+    try:
         conn = sqlite3.connect(f"file:{p.resolve()}?mode=ro", uri=True, timeout=timeout)
         try:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
