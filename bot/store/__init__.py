@@ -63,6 +63,9 @@ class Store:
 
         self.audit = AuditRepo(self)
         self.launches = LaunchRepo(self)
+        from bot.store.traffic import TrafficRepo
+
+        self.traffic = TrafficRepo(self)
 
     # -- schema ---------------------------------------------------------------------------
     def migrate(self) -> dict[str, int]:
