@@ -310,8 +310,35 @@ class TrafficService:
                         "(the reason is recorded and announced)."
                     )
                 proposal.forced = True
+        await self._dry_run(flag, target, user_id, force_reason)
         proposal.outside = self.outside_changes(launch_id, flag)
         return self._store_proposal(proposal, channel_id)
+
+    def _ramp_build(self, served: int) -> Callable[[FlagState], list[dict[str, Any]]]:
+        def build(current: FlagState) -> list[dict[str, Any]]:
+            instructions = rollout_instructions(current, served, bucket_by=self.config.bucket_by,
+                                                context_kind=self.config.context_kind)
+            if served and not current.on:
+                instructions.append({"kind": "turnFlagOn"})
+            return instructions
+
+        return build
+
+    async def _dry_run(self, flag: FlagState, served: int, user_id: str, reason: str | None) -> None:
+        """Ask LaunchDarkly to validate the ramp (``?dryRun=true``) before anyone confirms it,
+        so an approval requirement or a rejected patch shows up now, not after the click."""
+        comment = self._comment("ramp", user_id, "", reason or "", False, served // 1000)
+        try:
+            await self._ld().patch_flag(self.flag_key, self._ramp_build(served), current=flag,
+                                        comment=comment, dry_run=True)
+        except ApprovalRequired as exc:
+            raise UserError(f"LaunchDarkly would refuse this change: {exc.message}.") from None
+        except ProviderError as exc:
+            if exc.status is not None and 400 <= exc.status < 500 and exc.status != 429:
+                raise UserError(f"LaunchDarkly rejects this change in a dry run (HTTP {exc.status}): "
+                                f"{exc.message}. Nothing was changed.") from None
+            # no clear answer to a validation: the confirmed change handles it for real
+            log.warning("LaunchDarkly dry run not conclusive: %s", exc)
 
     async def request_rollback(self, *, channel_id: str, user_id: str, reason: str) -> Proposal | Outcome:
         """With confirmation on: a proposal. Off: the rollback itself."""
@@ -431,13 +458,7 @@ class TrafficService:
         served = percent * 1000
         target = Target(served, True if served or flag.on else None, rollout_weights(flag, served), f"{percent}%")
 
-        def build(current: FlagState) -> list[dict[str, Any]]:
-            instructions = rollout_instructions(current, served, bucket_by=self.config.bucket_by,
-                                                context_kind=self.config.context_kind)
-            if served and not current.on:
-                instructions.append({"kind": "turnFlagOn"})
-            return instructions
-
+        build = self._ramp_build(served)
         comment = self._comment("ramp", conf["requested_by"], confirmer, conf["reason"], forced, percent)
         outcome = await self._apply(
             kind="ramp", launch_id=launch_id, requested_by=conf["requested_by"], confirmed_by=confirmer,

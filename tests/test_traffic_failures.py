@@ -21,6 +21,7 @@ from tests.traffic_helpers import (
     Events,
     channel_texts,
     ld_of,
+    methods,
     patches,
     proposal,
     ramp,
@@ -30,12 +31,17 @@ pytest_plugins = ["tests.fixtures_traffic"]
 
 
 # -- LaunchDarkly answers ------------------------------------------------------------------------
+async def ask(bot, percent: int, **kw):
+    return proposal(await bot.command(f"/cio ramp {percent}", **kw))
+
+
 async def test_429_then_success(traffic_bot):
     bot = await traffic_bot()
+    shown = await ask(bot, 10)
     ld_of(bot).rate_limit("/api/v2/flags/", retry_after=0, times=1).method = "PATCH"
-    _, clicked = await ramp(bot, 10)
+    clicked = await bot.click(shown, "traffic_confirm")
     assert "Verified" in clicked.text
-    assert [r.method for r in ld_of(bot).calls(FLAG_PATH)][-4:] == ["GET", "PATCH", "PATCH", "GET"]
+    assert methods(bot) == ["GET", "DRY", "GET", "PATCH", "PATCH", "GET"]
     assert bot.store.traffic.history(1)[0]["ld_calls"] == 4
 
 
@@ -58,29 +64,39 @@ async def test_rate_limit_delay_from_retry_after_or_epoch_ms_reset():
 
 async def test_429_with_ratelimit_reset_header_is_waited_out(traffic_bot):
     bot = await traffic_bot()
+    shown = await ask(bot, 10)
     reset = str(int((time.time() + 0.2) * 1000))
     ld_of(bot).fail("/api/v2/flags/", method="PATCH", status=429, headers={"X-Ratelimit-Reset": reset},
                     body={"code": "rate_limited", "message": "Rate limit exceeded"})
-    _, clicked = await ramp(bot, 10)
+    clicked = await bot.click(shown, "traffic_confirm")
     assert "Verified" in clicked.text
     assert len(patches(bot)) == 2
 
 
 async def test_409_rereads_and_retries_with_the_fresh_flag(traffic_bot):
     bot = await traffic_bot()
+    shown = await ask(bot, 25)
     ld_of(bot).fail("/api/v2/flags/", method="PATCH", status=409,
                     body={"code": "conflict", "message": "Conflicting update"})
-    _, clicked = await ramp(bot, 25)
+    clicked = await bot.click(shown, "traffic_confirm")
     assert "Verified" in clicked.text
-    assert [r.method for r in ld_of(bot).calls(FLAG_PATH)] == ["GET", "GET", "PATCH", "GET", "PATCH", "GET"]
+    assert methods(bot) == ["GET", "DRY", "GET", "PATCH", "GET", "PATCH", "GET"]
     assert ld_of(bot).served_weight() == 25_000
 
 
 async def test_405_approval_required_is_said_plainly_and_nothing_changes(traffic_bot):
     bot = await traffic_bot()
     ld_of(bot).require_approval()
+    early = await bot.command("/cio ramp 10")  # the dry run finds it before anyone confirms
+    assert "LaunchDarkly would refuse this change" in early.text
+    assert "requires an approved change request" in early.text
+    assert not bot.store.query("SELECT * FROM traffic_confirmations")
+
+    ld_of(bot).require_approval(required=False)
+    shown = await ask(bot, 10)
+    ld_of(bot).require_approval()  # switched on between the request and the click
     events = Events(bot, "traffic.changed")
-    _, clicked = await ramp(bot, 10)
+    clicked = await bot.click(shown, "traffic_confirm")
     assert "requires an approved change request" in clicked.text
     assert "/projects/cio-launch/flags/use-customerio/approvals?env=production" in clicked.text
     assert "Nothing changed" in clicked.text
@@ -91,9 +107,10 @@ async def test_405_approval_required_is_said_plainly_and_nothing_changes(traffic
 
 async def test_500_is_retried_then_reread_and_reported_never_announced(traffic_bot):
     bot = await traffic_bot()
+    shown = await ask(bot, 10)
     ld_of(bot).fail("/api/v2/flags/", method="PATCH", status=500, times=None)
     events = Events(bot, "traffic.changed")
-    _, clicked = await ramp(bot, 10)
+    clicked = await bot.click(shown, "traffic_confirm")
     assert "answered HTTP 500" in clicked.text
     assert "re-read the flag: it is off (serving the old path)" in clicked.text
     assert "was not applied" in clicked.text
@@ -106,9 +123,10 @@ async def test_500_is_retried_then_reread_and_reported_never_announced(traffic_b
 async def test_timeout_leaves_the_outcome_unknown_and_says_what_was_found(traffic_bot):
     bot = await traffic_bot(request_timeout_seconds=0.3)
     ld = ld_of(bot)
+    shown = await ask(bot, 10)
     ld.answer_delay = 0.8  # applied, but the answer comes too late
     events = Events(bot, "traffic.changed")
-    _, clicked = await ramp(bot, 10)
+    clicked = await bot.click(shown, "traffic_confirm")
     assert "did not answer in time, so the outcome was unknown" in clicked.text
     assert "it is on, 10% to the new path" in clicked.text
     assert "not announced as done" in clicked.text
@@ -122,8 +140,9 @@ async def test_timeout_leaves_the_outcome_unknown_and_says_what_was_found(traffi
 
 async def test_timeout_without_the_change_applied(traffic_bot):
     bot = await traffic_bot(request_timeout_seconds=0.3)
+    shown = await ask(bot, 10)
     ld_of(bot).fail("/api/v2/flags/", method="PATCH", status=500, delay=0.6)
-    _, clicked = await ramp(bot, 10)
+    clicked = await bot.click(shown, "traffic_confirm")
     assert "did not answer in time" in clicked.text and "was not applied" in clicked.text
     assert ld_of(bot).served_weight() == 0
 

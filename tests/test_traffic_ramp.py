@@ -9,12 +9,13 @@ from bot.providers.launchdarkly import SEMANTIC_PATCH
 from bot.sandbox.launchdarkly import SANDBOX_LD_TOKEN
 from bot.sandbox.world import SANDBOX_OPERATOR
 from tests.traffic_helpers import (
-    FLAG_PATH,
     OPERATOR_2,
     Events,
     channel_all,
     channel_texts,
+    dry_runs,
     ld_of,
+    methods,
     patches,
     proposal,
     ramp,
@@ -52,8 +53,8 @@ async def test_ramp_up_is_confirmed_patched_verified_recorded_and_announced(traf
     assert body["instructions"][0]["rolloutWeights"] == {ids[True]: 10_000, ids[False]: 90_000}
 
     # read back after the patch, then announced in the launch channel
-    methods = [r.method for r in ld.calls(FLAG_PATH)]
-    assert methods == ["GET", "GET", "PATCH", "GET"]
+    assert methods(bot) == ["GET", "DRY", "GET", "PATCH", "GET"]
+    assert dry_runs(bot)[0].json()["instructions"] == body["instructions"]
     assert any("0% → 10% (verified)" in t for t in channel_texts(bot))
     assert events.of("traffic.changed") == [{"launch_id": 1, "from_pct": 0.0, "to_pct": 10.0,
                                              "actor": SANDBOX_OPERATOR, "reason": "", "forced": False}]

@@ -32,7 +32,17 @@ def ld_of(bot: BotHarness) -> FakeLaunchDarkly:
 
 
 def patches(bot: BotHarness) -> list:
-    return ld_of(bot).calls(FLAG_PATH, "PATCH")
+    """PATCH requests that were meant to apply (dry runs left out)."""
+    return [r for r in ld_of(bot).calls(FLAG_PATH, "PATCH") if r.query.get("dryRun") != "true"]
+
+
+def dry_runs(bot: BotHarness) -> list:
+    return [r for r in ld_of(bot).calls(FLAG_PATH, "PATCH") if r.query.get("dryRun") == "true"]
+
+
+def methods(bot: BotHarness) -> list[str]:
+    """The LaunchDarkly calls in order: GET, PATCH, or DRY (a dry-run PATCH)."""
+    return ["DRY" if r.query.get("dryRun") == "true" else r.method for r in ld_of(bot).calls(FLAG_PATH)]
 
 
 def proposal(answer: Answer) -> Message:

@@ -243,11 +243,12 @@ class LaunchDarkly(HTTPProvider):
                     "instructions": build(current)}
             try:
                 response = await self.request(
-                    "PATCH", self._path(flag), endpoint=label, json=None,
-                    content=_json(body), headers={"Content-Type": SEMANTIC_PATCH},
+                    "PATCH", self._path(flag), endpoint=label, content=_json(body), headers={"Content-Type": SEMANTIC_PATCH},
                     params={"dryRun": "true"} if dry_run else None,
                 )
             except ProviderTimeout as exc:
+                if dry_run:
+                    raise
                 raise await self._unknown(flag, exc) from None
             except ProviderError as exc:
                 if exc.status == 409 and conflict < self.conflict_retries:
@@ -262,7 +263,7 @@ class LaunchDarkly(HTTPProvider):
                         "LaunchDarkly admin to let the bot's token bypass approvals",
                         status=405, body=exc.body, attempts=exc.attempts,
                     ) from None
-                if exc.status is not None and exc.status >= 500:
+                if exc.status is not None and exc.status >= 500 and not dry_run:
                     raise await self._unknown(flag, exc) from None
                 raise
             try:
