@@ -708,7 +708,6 @@ class TrafficService:
             f"*Who:* {who}",
             f"*Why:* {why}",
             f"*How:* {label}; every context now gets the old path.",
-            "The first escalation tier is being notified and the go-live timeline is paused.",
         ]
         return text, [blocks.section("\n".join(lines)), blocks.context(self._figures(outcome))]
 

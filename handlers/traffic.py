@@ -5,6 +5,7 @@ service (expiry, single use)."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from slack_sdk.models.blocks import ActionsBlock, ButtonElement, PlainTextObject
 
@@ -133,7 +134,8 @@ def _button_percent(value: str) -> int:
 # -- rendering -----------------------------------------------------------------------------------
 def proposal_reply(p: Proposal) -> Reply:
     now = p.current
-    expires = blocks.user_date(p.expires_ts, "in 10 minutes", "{time}")
+    expires = blocks.user_date(p.expires_ts, datetime.fromtimestamp(p.expires_ts, UTC).strftime("%H:%M UTC"),
+                               "{time}")
     if p.kind == "rollback":
         title = f":rotating_light: <@{p.requested_by}> asks to roll back Customer.io traffic: {format_pct(now.served)} → 0%"
         lines = [f"*{title}*", f"*Why:* {p.reason or 'no reason given'}", f"*How:* {p.kill_label}"]

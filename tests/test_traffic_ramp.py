@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from bot.health import HealthFinding
 from bot.providers.launchdarkly import SEMANTIC_PATCH
@@ -125,7 +126,8 @@ async def test_minimum_soak_time_at_the_current_step(traffic_bot, clock):
     assert ":white_check_mark: soak time: 31 min at 10%" in later.all_text()
 
 
-async def test_rollback_kills_verifies_and_posts_an_incident_notice(traffic_bot):
+async def test_rollback_kills_verifies_and_posts_an_incident_notice(traffic_bot, caplog):
+    caplog.set_level(logging.INFO, logger="bot.traffic")
     bot = await traffic_bot()
     events = Events(bot, "traffic.changed", "traffic.rolled_back")
     await ramp(bot, 50)
@@ -148,6 +150,8 @@ async def test_rollback_kills_verifies_and_posts_an_incident_notice(traffic_bot)
     assert row["requested_by"] == OPERATOR_2 and row["confirmed_by"] == SANDBOX_OPERATOR
     assert row["before"]["served"] == 50_000 and row["after"]["on"] is False
     assert row["durations"]["total_ms"] > 0 and row["durations"]["announce_ms"] >= 0
+    assert any("rollback path: verified in" in r.getMessage() and "3 LaunchDarkly calls" in r.getMessage()
+               for r in caplog.records)
 
 
 async def test_rollback_without_confirmation_as_zero_rollout(traffic_bot):
@@ -246,3 +250,12 @@ async def test_in_flight_change_blocks_a_second_request_with_who_and_what(traffi
     await click
     assert f"<@{SANDBOX_OPERATOR}> is changing traffic right now (ramp to 10%" in second.text
     assert len(patches(bot)) == 1
+
+
+async def test_without_launchdarkly_configured_traffic_commands_say_what_to_set(traffic_bot):
+    bot = await traffic_bot(env={"LAUNCHDARKLY_API_TOKEN": "api-some-token-1234", "LAUNCHDARKLY_PROJECT": ""})
+    for text in ("/cio ramp 10", "/cio rollback"):
+        answer = await bot.command(text)
+        assert "LaunchDarkly is not configured" in answer.text and "LAUNCHDARKLY_PROJECT" in answer.text
+    status = (await bot.command("/cio status")).all_text()
+    assert "Not configured: set LAUNCHDARKLY_API_TOKEN" in status
