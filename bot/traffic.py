@@ -67,7 +67,7 @@ class TrafficConfig:
     verify_sample: int = 5000  # contexts evaluated with the SDK per verification
     verify_z: float = 4.0  # binomial tolerance in standard deviations
     request_timeout_seconds: float = 10.0  # per LaunchDarkly request
-    lock_seconds: float = 120.0  # an in-flight lock older than this is stale
+    lock_seconds: float = 300.0  # an in-flight lock older than this is stale
     rollback_wait_seconds: float = 15.0  # a rollback waits this long for an in-flight change
     context_kind: str = "user"  # rolloutContextKind for a new rollout
     bucket_by: str = "key"  # rolloutBucketBy for a new rollout
@@ -100,6 +100,8 @@ class TrafficConfig:
             raise ConfigError(
                 f"CIO_CONFIG [traffic] kill_mode must be \"flag_off\" or \"zero_rollout\", got {config.kill_mode!r}."
             )
+        if config.verify_z <= 0:
+            raise ConfigError("CIO_CONFIG [traffic] verify_z must be > 0 (standard deviations of tolerance).")
         if config.verify_sample < 100:
             raise ConfigError("CIO_CONFIG [traffic] verify_sample must be at least 100 contexts.")
         if config.request_timeout_seconds <= 0 or config.confirmation_minutes <= 0:
@@ -227,8 +229,12 @@ class TrafficService:
     def launch_id(self, channel_id: str, user_id: str) -> int:
         return int(self.services.store.launches.ensure(self.channel(channel_id), user_id)["id"])
 
-    async def read(self) -> FlagState:
-        flag = await self._ld().get_flag(self.flag_key)
+    async def read(self, *, timeout: float | None = None) -> FlagState:
+        """The flag now; a failure to read is a sentence saying nothing was changed."""
+        try:
+            flag = await self._ld().get_flag(self.flag_key, timeout=timeout)
+        except ProviderError as exc:
+            raise UserError(f"I could not read the flag from LaunchDarkly, so nothing was changed: {exc}.") from None
         if not flag.boolean:
             raise UserError(
                 f"Flag `{self.flag_key}` does not have true and false variations, so I cannot tell which "
@@ -348,6 +354,9 @@ class TrafficService:
             return await self.rollback(launch_id=launch_id, actor=user_id, reason=reason,
                                        channel_id=channel_id, trigger="command", started=time.perf_counter())
         flag = await self.read()
+        if flag.served == 0:
+            raise UserError(f"`{self.flag_key}` already sends no traffic to the new path ({flag.describe()}, "
+                            f"LaunchDarkly version {flag.version}); nothing to roll back.")
         proposal = Proposal("", "rollback", launch_id, user_id, flag, 0, reason)
         proposal.kill_label = self._kill_plan(flag)[0]
         proposal.outside = self.outside_changes(launch_id, flag)
@@ -755,10 +764,10 @@ class TrafficService:
                                          "LAUNCHDARKLY_ENVIRONMENT and LAUNCHDARKLY_FLAG."])
         lines: list[str] = []
         try:
-            flag = await self.read()
-        except (ProviderError, UserError) as exc:
+            flag = await self.read(timeout=3.0)
+        except UserError as exc:
             flag = None
-            lines.append(f":warning: Could not read the flag from LaunchDarkly: {exc}")
+            lines.append(f":warning: {exc}")
         if flag is not None:
             lines.append(f"*Now (as LaunchDarkly reports it):* `{self.flag_key}` in `{self.environment}` is "
                          f"{flag.describe()} · version {flag.version}")

@@ -147,6 +147,19 @@ async def test_timeout_without_the_change_applied(traffic_bot):
     assert ld_of(bot).served_weight() == 0
 
 
+async def test_launchdarkly_unreadable_at_the_click_changes_nothing(traffic_bot):
+    bot = await traffic_bot()
+    shown = await ask(bot, 10)
+    ld_of(bot).fail("/api/v2/flags/", method="GET", status=503, times=None)
+    clicked = await bot.click(shown, "traffic_confirm")
+    assert "could not read the flag from LaunchDarkly, so nothing was changed" in clicked.text
+    assert "HTTP 503" in clicked.text
+    assert not patches(bot)
+    ld_of(bot).clear_faults()
+    status = (await bot.command("/cio status")).all_text()
+    assert "off (serving the old path)" in status
+
+
 async def test_rejected_token_shows_launchdarklys_message_and_never_the_token(traffic_bot, sandbox):
     bad = "api-wrong-token-9999"
     bot = await traffic_bot(env={

@@ -168,6 +168,8 @@ async def test_rollback_of_a_flag_already_at_zero_changes_nothing(traffic_bot):
     bot = await traffic_bot(rollback_confirmation=False)
     answer = await bot.command("/cio rollback")
     assert "nothing to roll back" in answer.text
+    confirming = await traffic_bot(db_name="other.db")
+    assert "nothing to roll back" in (await confirming.command("/cio rollback")).text
     assert not patches(bot)
 
 

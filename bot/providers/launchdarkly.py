@@ -215,10 +215,10 @@ class LaunchDarkly(HTTPProvider):
         return super().error_message(response)
 
     # -- calls --------------------------------------------------------------------------------
-    async def get_flag(self, flag: str) -> FlagState:
+    async def get_flag(self, flag: str, *, timeout: float | None = None) -> FlagState:
         response = await self.request(
             "GET", self._path(flag), params={"env": self.environment},
-            endpoint="/api/v2/flags/{project}/{flag}",
+            endpoint="/api/v2/flags/{project}/{flag}", timeout=timeout,
         )
         try:
             return FlagState.from_api(response.json(), self.environment)
