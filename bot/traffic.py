@@ -117,7 +117,6 @@ class Target:
     served: int  # thousandths of a percent served true
     on: bool | None  # None: either (the weights decide)
     weights: dict[int, int] | None  # fallthrough weights per variation index, when set
-    label: str  # "50%" / "off"
 
 
 def snapshot(flag: FlagState) -> dict[str, Any]:
@@ -196,7 +195,6 @@ class Outcome:
     verification: Verification | None = None
     durations: dict[str, float] = field(default_factory=dict)
     ld_calls: int = 0
-    blocks: list[Block] | None = None
 
 
 class TrafficService:
@@ -458,14 +456,16 @@ class TrafficService:
         if percent * 1000 > flag.served and not forced:
             findings = await self.services.health.findings(launch_id)
             failing = [f for f in findings if not f.ok]
-            if failing:
+            if failing and conf["reason"]:
+                forced = True  # asked with --force "reason": the bypass holds at the click too
+            elif failing:
                 raise UserError(
                     "The health gate no longer passes, so nothing was changed: "
                     + "; ".join(f"{f.name}: {f.detail}" for f in failing)
                     + f". Fix that first, or override with `/cio ramp {percent} --force \"reason\"`."
                 )
         served = percent * 1000
-        target = Target(served, True if served or flag.on else None, rollout_weights(flag, served), f"{percent}%")
+        target = Target(served, True if served or flag.on else None, rollout_weights(flag, served))
 
         build = self._ramp_build(served)
         comment = self._comment("ramp", conf["requested_by"], confirmer, conf["reason"], forced, percent)
@@ -531,12 +531,12 @@ class TrafficService:
             return Outcome("noop", text, ld_calls=self._ld().calls - calls0)
         label, turn_off = self._kill_plan(flag)
         if turn_off:
-            target = Target(0, False, None, "off")
+            target = Target(0, False, None)
 
             def build(current: FlagState) -> list[dict[str, Any]]:
                 return [{"kind": "turnFlagOff"}]
         else:
-            target = Target(0, None, rollout_weights(flag, 0), "0%")
+            target = Target(0, None, rollout_weights(flag, 0))
 
             def build(current: FlagState) -> list[dict[str, Any]]:
                 return rollout_instructions(current, 0, bucket_by=self.config.bucket_by,

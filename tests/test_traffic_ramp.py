@@ -261,3 +261,14 @@ async def test_without_launchdarkly_configured_traffic_commands_say_what_to_set(
         assert "LaunchDarkly is not configured" in answer.text and "LAUNCHDARKLY_PROJECT" in answer.text
     status = (await bot.command("/cio status")).all_text()
     assert "Not configured: set LAUNCHDARKLY_API_TOKEN" in status
+
+
+async def test_force_given_while_the_gate_passed_still_bypasses_a_gate_failing_at_the_click(traffic_bot):
+    bot = await traffic_bot()
+    asked = await bot.command('/cio ramp 10 --force "launch window is now"')
+    assert "Forced past" not in asked.all_text()  # the gate passed: nothing to bypass yet
+    bot.services.health.register("alerts", _failing)
+    clicked = await bot.click(proposal(asked), "traffic_confirm")
+    assert "Verified" in clicked.text
+    assert "Health gate bypassed with --force: launch window is now" in channel_texts(bot)[-1]
+    assert bot.store.traffic.history(1)[0]["forced"] == 1

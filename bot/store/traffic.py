@@ -22,8 +22,6 @@ if TYPE_CHECKING:
 
 DOMAIN = "traffic"
 
-FINAL = ("verified", "failed", "unknown", "refused", "interrupted", "unverified")
-
 
 def _v1(db: sqlite_utils.Database) -> None:
     db["traffic_changes"].create(
