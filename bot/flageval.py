@@ -10,6 +10,7 @@ this runs per verification in a worker thread.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import tempfile
@@ -22,6 +23,9 @@ from ldclient import Context
 from ldclient.client import LDClient
 from ldclient.config import Config
 from ldclient.integrations import Files
+
+# one client per verification: its start/stop lines at INFO would flood the bot's log
+logging.getLogger("ldclient.util").setLevel(logging.WARNING)
 
 #: fields of an environment's targeting that the SDK evaluates as they are
 _PASS_THROUGH = ("targets", "contextTargets", "rules", "prerequisites", "clientSide")
@@ -60,9 +64,11 @@ def evaluate(
     keys: Sequence[str],
     *,
     context_kind: str = "user",
+    bucket_by: str | None = None,
     default: Any = False,
 ) -> list[Any]:
-    """The value the SDK serves each context key (blocking: call in a thread)."""
+    """The value the SDK serves each context key (blocking: call in a thread). When the
+    rollout buckets by an attribute other than the key, each sample context carries it."""
     data = sdk_flag(flag, environment)
     with tempfile.TemporaryDirectory(prefix="cio-ldeval-") as tmp:
         path = os.path.join(tmp, "flags.json")
@@ -78,10 +84,14 @@ def evaluate(
         try:
             if not client.is_initialized():
                 raise RuntimeError("the LaunchDarkly SDK could not load the flag data")
-            return [
-                client.variation(data["key"], Context.builder(key).kind(context_kind).build(), default)
-                for key in keys
-            ]
+            extra = bucket_by if bucket_by and bucket_by != "key" else None
+            out = []
+            for key in keys:
+                builder = Context.builder(key).kind(context_kind)
+                if extra:
+                    builder.set(extra, key)
+                out.append(client.variation(data["key"], builder.build(), default))
+            return out
         finally:
             client.close()
 
@@ -123,11 +133,11 @@ class Verification:
 
 def verify_served_fraction(
     flag: Mapping[str, Any], environment: str, target: float, *, sample: int, z: float,
-    context_kind: str = "user",
+    context_kind: str = "user", bucket_by: str | None = None,
 ) -> Verification:
     """Blocking: evaluate ``sample`` contexts and compare the served fraction with ``target``."""
     started = time.perf_counter()
-    values = evaluate(flag, environment, sample_keys(sample), context_kind=context_kind)
+    values = evaluate(flag, environment, sample_keys(sample), context_kind=context_kind, bucket_by=bucket_by)
     served = sum(1 for v in values if v is True)
     return Verification(sample, served, target, tolerance(target, sample, z),
                         (time.perf_counter() - started) * 1000)

@@ -633,7 +633,7 @@ class TrafficService:
             verification = await asyncio.to_thread(
                 verify_served_fraction, after.raw, self.environment, target.served / FULL,
                 sample=self.config.verify_sample, z=self.config.verify_z,
-                context_kind=after.context_kind or self.config.context_kind,
+                context_kind=after.context_kind or self.config.context_kind, bucket_by=after.bucket_by,
             )
         except Exception as exc:  # the SDK itself failing is a verification failure, said so
             log.exception("SDK evaluation failed")

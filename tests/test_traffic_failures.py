@@ -180,6 +180,30 @@ async def test_unknown_flag_is_reported_with_launchdarklys_404(traffic_bot, sand
     assert "HTTP 404" in answer.text and "Unknown resource" in answer.text
 
 
+async def test_read_back_that_differs_from_what_was_asked_is_not_announced(traffic_bot):
+    bot = await traffic_bot()
+    shown = await ask(bot, 50)
+    ld = ld_of(bot)
+    ld.after_patch.append(lambda: ld.set_rollout(30))  # someone in the UI, right after the bot
+    events = Events(bot, "traffic.changed")
+    clicked = await bot.click(shown, "traffic_confirm")
+    assert "reading it back shows fallthrough weights are 30%/70%, asked 50%/50%" in clicked.text
+    assert "it serves 30% to the new path, asked 50%" in clicked.text
+    assert "not announced as done" in clicked.text
+    assert not events.of("traffic.changed")
+    assert "NOT confirmed" in channel_texts(bot)[-1]
+    assert bot.store.traffic.history(1)[0]["status"] == "unverified"
+
+
+async def test_sdk_fraction_outside_the_tolerance_is_not_announced(traffic_bot):
+    bot = await traffic_bot(verify_z=0.001, verify_sample=1000)  # a tolerance no sample can meet
+    _, clicked = await ramp(bot, 10)
+    assert "outside the tolerance; not announced as done" in clicked.text
+    row = bot.store.traffic.history(1)[0]
+    assert row["status"] == "unverified" and row["verification"]["ok"] is False
+    assert row["verification"]["sample"] == 1000
+
+
 # -- confirmation clicks ---------------------------------------------------------------------------
 async def test_non_operator_click_is_refused_and_the_button_still_works(traffic_bot):
     bot = await traffic_bot()

@@ -165,3 +165,14 @@ async def test_a_lock_left_by_a_killed_process_is_released_and_its_change_marked
     assert second.store.traffic.change(change)["status"] == "interrupted"
     answer = await second.command("/cio ramp 20")
     assert "0% → 20%" in proposal(answer).text
+
+
+def test_sdk_sample_carries_the_bucket_by_attribute():
+    fake = FakeLaunchDarkly()
+    fake.set_rollout(50)
+    fake.env()["fallthrough"]["rollout"]["bucketBy"] = "email"
+    keys = sample_keys(4000)
+    without = evaluate(fake.flag(), SANDBOX_LD_ENVIRONMENT, keys)
+    assert set(without) == {True}, "the SDK buckets contexts without the attribute together"
+    with_attr = evaluate(fake.flag(), SANDBOX_LD_ENVIRONMENT, keys, bucket_by="email")
+    assert abs(sum(with_attr) / len(keys) - 0.5) <= tolerance(0.5, len(keys), 4.0)

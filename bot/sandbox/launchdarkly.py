@@ -51,6 +51,8 @@ class FakeLaunchDarkly(FakeServer):
         self.approval_required: set[tuple[str, str]] = set()  # (project, environment)
         #: seconds the PATCH answer is held back *after* the change is applied
         self.answer_delay = 0.0
+        #: called after each applied PATCH: someone else changing the flag right after the bot
+        self.after_patch: list[Callable[[], None]] = []
         super().__init__()
         self.add_flag(SANDBOX_LD_PROJECT, SANDBOX_LD_FLAG, environments=(SANDBOX_LD_ENVIRONMENT, "staging"))
 
@@ -202,6 +204,8 @@ class FakeLaunchDarkly(FakeServer):
         updated["environments"][env_key]["version"] += 1
         self.flags[(project, request.match_info["flag"])] = updated
         answer = self._view(updated, [])
+        for hook in list(self.after_patch):
+            hook()
         if self.answer_delay:
             await asyncio.sleep(self.answer_delay)
         return web.json_response(answer)
