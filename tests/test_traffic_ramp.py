@@ -248,6 +248,8 @@ async def test_in_flight_change_blocks_a_second_request_with_who_and_what(traffi
     ld.latency = 0.3
     click = asyncio.create_task(bot.click(proposal(asked), "traffic_confirm"))
     await asyncio.sleep(0.15)
+    section = await bot.services.traffic.status_section(bot.store.launches.get(1), bot.channel)
+    assert any(f"<@{SANDBOX_OPERATOR}> is changing traffic right now" in line for line in section.lines)
     second = await bot.command("/cio ramp 20", user=OPERATOR_2)  # settles after the click too
     await click
     assert f"<@{SANDBOX_OPERATOR}> is changing traffic right now (ramp to 10%" in second.text
