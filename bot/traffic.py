@@ -562,7 +562,7 @@ class TrafficService:
         else:
             await self._announce((f":rotating_light: ROLLBACK NOT CONFIRMED (asked by <@{who}>"
                                   f"{': ' + reason if reason else ''}): {outcome.text} Act in LaunchDarkly now: "
-                                  f"{self._ld().approval_url(self.flag_key).rsplit('/approvals', 1)[0]}", None),
+                                  f"{self._ld().where(self.flag_key)}.", None),
                                  channel_id, outcome)
         log.info("rollback path: %s in %.0f ms from confirmation to verified announcement "
                  "(%d LaunchDarkly calls; %s)", outcome.status, outcome.durations.get("total_ms", 0.0),

@@ -98,7 +98,8 @@ async def test_405_approval_required_is_said_plainly_and_nothing_changes(traffic
     events = Events(bot, "traffic.changed")
     clicked = await bot.click(shown, "traffic_confirm")
     assert "requires an approved change request" in clicked.text
-    assert "/projects/cio-launch/flags/use-customerio/approvals?env=production" in clicked.text
+    assert "flag `use-customerio` in project `cio-launch`, environment `production`" in clicked.text
+    assert "Review and save → request approval" in clicked.text
     assert "Nothing changed" in clicked.text
     assert ld_of(bot).served_weight() == 0 and len(patches(bot)) == 1
     assert not channel_texts(bot) and not events.of("traffic.changed")
@@ -335,3 +336,16 @@ def test_traffic_config_is_validated():
         TrafficConfig.from_settings(Settings(file={"traffic": {"min_soak": 3}}))
     with pytest.raises(ConfigError, match="true or false"):
         TrafficConfig.from_settings(Settings(file={"traffic": {"rollback_confirmation": "no"}}))
+
+
+async def test_a_failed_rollback_is_an_alarm_in_the_channel_never_a_success(traffic_bot):
+    bot = await traffic_bot(rollback_confirmation=False)
+    await ramp(bot, 50)
+    events = Events(bot, "traffic.rolled_back", "traffic.changed")
+    ld_of(bot).fail("/api/v2/flags/", method="PATCH", status=503, times=None)
+    answer = await bot.command("/cio rollback bounces")
+    assert "answered HTTP 503" in answer.text and "it is on, 50% to the new path" in answer.text
+    notice = channel_texts(bot)[-1]
+    assert "ROLLBACK NOT CONFIRMED" in notice and "Act in LaunchDarkly now: flag `use-customerio`" in notice
+    assert not events.seen
+    assert bot.store.traffic.history(1)[0]["status"] == "unknown"

@@ -187,9 +187,9 @@ class LaunchDarkly(HTTPProvider):
     def _path(self, flag: str) -> str:
         return f"/api/v2/flags/{quote(self.project, safe='')}/{quote(flag, safe='')}"
 
-    def approval_url(self, flag: str) -> str:
-        return (f"{self.ui_base}/projects/{quote(self.project, safe='')}/flags/"
-                f"{quote(flag, safe='')}/approvals?env={quote(self.environment, safe='')}")
+    def where(self, flag: str) -> str:
+        """Where a person finds this flag in the LaunchDarkly UI."""
+        return f"flag `{flag}` in project `{self.project}`, environment `{self.environment}`, at {self.ui_base}"
 
     # -- hooks ------------------------------------------------------------------------------
     def retry_delay(self, response: httpx.Response) -> float | None:
@@ -258,9 +258,10 @@ class LaunchDarkly(HTTPProvider):
                     raise ApprovalRequired(
                         self.name, "PATCH", label,
                         f"the environment `{self.environment}` requires an approved change request "
-                        f"for this flag, so LaunchDarkly applied nothing ({exc.message}). Request and "
-                        f"approve the change in LaunchDarkly at {self.approval_url(flag)}, or ask a "
-                        "LaunchDarkly admin to let the bot's token bypass approvals",
+                        f"for this flag, so LaunchDarkly applied nothing ({exc.message}). Approve it where "
+                        f"LaunchDarkly keeps approvals: open {self.where(flag)}, make the change with "
+                        "Review and save → request approval (or approve a pending request), or ask a "
+                        "LaunchDarkly admin to give the bot's token a role that bypasses approvals",
                         status=405, body=exc.body, attempts=exc.attempts,
                     ) from None
                 if exc.status is not None and exc.status >= 500 and not dry_run:
