@@ -269,6 +269,10 @@ class TrafficService:
             out.append("targeting was edited (weights and on/off unchanged)")
         who = f"<@{last['confirmed_by'] or last['requested_by']}>"
         out.insert(0, f"since {who}'s change to {format_pct(int(after.get('served') or 0))}")
+        latest = self.repo.history(launch_id, 1)[0]
+        if latest["id"] != last["id"] and latest["status"] in ("unknown", "interrupted", "unverified"):
+            out.append(f"note: the bot's latest attempt ({latest['kind']} to {latest['to_pct']:g}%) ended "
+                       f"{latest['status']}, so part of this may be that attempt")
         return out
 
     # -- the health gate ------------------------------------------------------------------------

@@ -274,3 +274,15 @@ async def test_force_given_while_the_gate_passed_still_bypasses_a_gate_failing_a
     assert "Verified" in clicked.text
     assert "Health gate bypassed with --force: launch window is now" in channel_texts(bot)[-1]
     assert bot.store.traffic.history(1)[0]["forced"] == 1
+
+
+async def test_outside_change_note_mentions_an_unconfirmed_attempt(traffic_bot):
+    bot = await traffic_bot(request_timeout_seconds=0.3)
+    await ramp(bot, 10)
+    shown = proposal(await bot.command("/cio ramp 20"))
+    ld_of(bot).answer_delay = 0.6  # the bot's own change lands but is never confirmed
+    await bot.click(shown, "traffic_confirm")
+    ld_of(bot).answer_delay = 0
+    status = (await bot.command("/cio status")).all_text()
+    assert "Changed outside the bot" in status
+    assert "the bot's latest attempt (ramp to 20%) ended unknown" in status
