@@ -58,6 +58,18 @@ def sample_keys(n: int, prefix: str = "cio-verify") -> list[str]:
     return [f"{prefix}-{i}" for i in range(n)]
 
 
+def _served(client: LDClient, flag_key: str, keys: Sequence[str], context_kind: str, bucket_by: str | None,
+            default: Any) -> list[Any]:
+    extra = bucket_by if bucket_by and bucket_by != "key" else None
+    out = []
+    for key in keys:
+        builder = Context.builder(key).kind(context_kind)
+        if extra:
+            builder.set(extra, key)
+        out.append(client.variation(flag_key, builder.build(), default))
+    return out
+
+
 def evaluate(
     flag: Mapping[str, Any],
     environment: str,
@@ -84,14 +96,7 @@ def evaluate(
         try:
             if not client.is_initialized():
                 raise RuntimeError("the LaunchDarkly SDK could not load the flag data")
-            extra = bucket_by if bucket_by and bucket_by != "key" else None
-            out = []
-            for key in keys:
-                builder = Context.builder(key).kind(context_kind)
-                if extra:
-                    builder.set(extra, key)
-                out.append(client.variation(data["key"], builder.build(), default))
-            return out
+            return _served(client, data["key"], keys, context_kind, bucket_by, default)
         finally:
             client.close()
 
@@ -110,6 +115,7 @@ class Verification:
     target: float  # expected fraction 0..1
     tolerance: float
     elapsed_ms: float
+    source: str = "the flag data just read"  # or "the SDK stream (version N)"
 
     @property
     def fraction(self) -> float:
@@ -123,21 +129,74 @@ class Verification:
 
     def describe(self) -> str:
         return (f"SDK served the new path to {self.served:,} of {self.sample:,} sample contexts "
-                f"({self.fraction:.1%}; target {self.target:.0%} ± {self.tolerance:.1%})")
+                f"({self.fraction:.1%}; target {self.target:.0%} ± {self.tolerance:.1%}) from {self.source}")
 
     def as_dict(self) -> dict[str, Any]:
         return {"sample": self.sample, "served": self.served, "fraction": round(self.fraction, 5),
                 "target": self.target, "tolerance": round(self.tolerance, 5), "ok": self.ok,
-                "elapsed_ms": round(self.elapsed_ms, 1)}
+                "elapsed_ms": round(self.elapsed_ms, 1), "source": self.source}
 
 
 def verify_served_fraction(
     flag: Mapping[str, Any], environment: str, target: float, *, sample: int, z: float,
-    context_kind: str = "user", bucket_by: str | None = None,
+    context_kind: str = "user", bucket_by: str | None = None, source: str = "the flag data just read",
 ) -> Verification:
     """Blocking: evaluate ``sample`` contexts and compare the served fraction with ``target``."""
     started = time.perf_counter()
     values = evaluate(flag, environment, sample_keys(sample), context_kind=context_kind, bucket_by=bucket_by)
     served = sum(1 for v in values if v is True)
     return Verification(sample, served, target, tolerance(target, sample, z),
-                        (time.perf_counter() - started) * 1000)
+                        (time.perf_counter() - started) * 1000, source)
+
+
+class StreamLagging(Exception):
+    """The SDK stream has not delivered the flag version LaunchDarkly reported."""
+
+
+class SDKStream:
+    """A long-lived server SDK client on LaunchDarkly's stream (``LAUNCHDARKLY_SDK_KEY``):
+    verification then evaluates the flag exactly as the applications receive it, once the
+    stream has delivered the version the REST API reported. Blocking methods: call them in
+    a thread."""
+
+    def __init__(self, sdk_key: str, *, stream_uri: str, base_uri: str, start_wait: float = 5.0) -> None:
+        self._config = Config(sdk_key, stream_uri=stream_uri, base_uri=base_uri, events_uri=base_uri,
+                              send_events=False, diagnostic_opt_out=True)
+        self._start_wait = start_wait
+        self.client: LDClient | None = None
+
+    def start(self) -> bool:
+        self.client = LDClient(self._config, start_wait=self._start_wait)
+        return self.client.is_initialized()
+
+    @property
+    def ready(self) -> bool:
+        return self.client is not None and self.client.is_initialized()
+
+    def flag_version(self, flag_key: str) -> int | None:
+        if self.client is None:
+            return None
+        state = self.client.all_flags_state(Context.create("cio-launchbot-probe"),
+                                            details_only_for_tracked_flags=False)
+        meta = state.to_json_dict().get("$flagsState", {}).get(flag_key) or {}
+        version = meta.get("version")
+        return int(version) if version is not None else None
+
+    def verify(self, flag_key: str, version: int, target: float, *, sample: int, z: float, wait: float,
+               context_kind: str = "user", bucket_by: str | None = None) -> Verification:
+        started = time.perf_counter()
+        deadline = time.monotonic() + wait
+        while (seen := self.flag_version(flag_key)) is None or seen < version:
+            if time.monotonic() >= deadline:
+                raise StreamLagging(f"the SDK stream still had version {seen} of `{flag_key}` after "
+                                    f"{wait:g} s, not version {version}")
+            time.sleep(0.02)
+        assert self.client is not None
+        values = _served(self.client, flag_key, sample_keys(sample), context_kind, bucket_by, False)
+        served = sum(1 for v in values if v is True)
+        return Verification(sample, served, target, tolerance(target, sample, z),
+                            (time.perf_counter() - started) * 1000, f"the SDK stream (version {seen})")
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()

@@ -35,7 +35,7 @@ from slack_sdk.models.blocks import Block
 from bot import blocks
 from bot.config import ConfigError, Settings
 from bot.errors import UserError
-from bot.flageval import Verification, verify_served_fraction
+from bot.flageval import SDKStream, StreamLagging, Verification, verify_served_fraction
 from bot.health import HealthFinding
 from bot.providers.http import ProviderError, RetryPolicy
 from bot.providers.launchdarkly import (
@@ -71,6 +71,9 @@ class TrafficConfig:
     rollback_wait_seconds: float = 15.0  # a rollback waits this long for an in-flight change
     context_kind: str = "user"  # rolloutContextKind for a new rollout
     bucket_by: str = "key"  # rolloutBucketBy for a new rollout
+    sdk_stream_url: str = "https://stream.launchdarkly.com"  # with LAUNCHDARKLY_SDK_KEY
+    sdk_base_url: str = "https://sdk.launchdarkly.com"  # with LAUNCHDARKLY_SDK_KEY
+    sdk_stream_wait_seconds: float = 5.0  # how long verification waits for the stream to deliver
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TrafficConfig:
@@ -207,6 +210,7 @@ class TrafficService:
         self.boot_id = uuid.uuid4().hex
         self.flag_key = services.settings.launchdarkly_flag or ""
         self.environment = services.settings.launchdarkly_environment or ""
+        self.stream: SDKStream | None = None
 
     # -- small helpers --------------------------------------------------------------------------
     def _ld(self) -> LaunchDarkly:
@@ -631,14 +635,29 @@ class TrafficService:
             return finish("unverified", f"LaunchDarkly accepted the change but reading it back shows "
                                         f"{'; '.join(wrong)} (version {after.version}); not announced as done.",
                           after=after, error="; ".join(wrong))
-        # 2. evaluate the flag JSON just read with the real server SDK over a sample of contexts
+        # 2. evaluate with the real server SDK over a sample of contexts: on the SDK stream the
+        #    applications use when LAUNCHDARKLY_SDK_KEY is set, else from the flag JSON just read
         t = time.perf_counter()
+        kind = after.context_kind or self.config.context_kind
         try:
-            verification = await asyncio.to_thread(
-                verify_served_fraction, after.raw, self.environment, target.served / FULL,
-                sample=self.config.verify_sample, z=self.config.verify_z,
-                context_kind=after.context_kind or self.config.context_kind, bucket_by=after.bucket_by,
-            )
+            if self.stream is not None and self.stream.ready:
+                verification = await asyncio.to_thread(
+                    self.stream.verify, self.flag_key, after.version, target.served / FULL,
+                    sample=self.config.verify_sample, z=self.config.verify_z,
+                    wait=self.config.sdk_stream_wait_seconds, context_kind=kind, bucket_by=after.bucket_by,
+                )
+            else:
+                verification = await asyncio.to_thread(
+                    verify_served_fraction, after.raw, self.environment, target.served / FULL,
+                    sample=self.config.verify_sample, z=self.config.verify_z, context_kind=kind,
+                    bucket_by=after.bucket_by,
+                    source="the flag data just read" + (" (the SDK stream is not connected)" if self.stream else ""),
+                )
+        except StreamLagging as exc:
+            durations["sdk_ms"] = (time.perf_counter() - t) * 1000
+            return finish("unverified", f"The flag reads back as asked (version {after.version}), but {exc}, so "
+                                        "the applications may not have it yet; not announced as done.",
+                          after=after, error=str(exc))
         except Exception as exc:  # the SDK itself failing is a verification failure, said so
             log.exception("SDK evaluation failed")
             durations["sdk_ms"] = (time.perf_counter() - t) * 1000
@@ -822,12 +841,22 @@ def configure(services: Services) -> None:
     services.health.register("traffic soak", service.soak_findings)
     services.status.register("traffic", service.status_section)
     services.events.subscribe("rollback.requested", service.on_rollback_requested)
+    if provider is not None and settings.launchdarkly_sdk_key:
+        service.stream = SDKStream(settings.launchdarkly_sdk_key.reveal(), stream_uri=config.sdk_stream_url,
+                                   base_uri=config.sdk_base_url)
     if provider is not None:
-        async def close_provider() -> None:
-            """Holds the LaunchDarkly connection pool for the server's lifetime."""
-            try:
-                await asyncio.Event().wait()
-            finally:
-                await provider.aclose()
+        services.loops["traffic.launchdarkly-clients"] = lambda: _clients(provider, service.stream)
 
-        services.loops["traffic.launchdarkly-client"] = close_provider
+
+async def _clients(provider: LaunchDarkly, stream: SDKStream | None) -> None:
+    """Holds the LaunchDarkly connections for the server's lifetime: the REST client's pool
+    and, with LAUNCHDARKLY_SDK_KEY, the SDK stream (connected in a thread at start)."""
+    try:
+        if stream is not None and not await asyncio.to_thread(stream.start):
+            log.warning("the LaunchDarkly SDK stream did not connect; verification evaluates the flag data "
+                        "read from the REST API until it does")
+        await asyncio.Event().wait()
+    finally:
+        await provider.aclose()
+        if stream is not None:
+            await asyncio.to_thread(stream.close)

@@ -3,6 +3,7 @@ LaunchDarkly's strictness; restart safety of confirmations and locks."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 
@@ -14,6 +15,7 @@ from bot.sandbox.launchdarkly import (
     SANDBOX_LD_ENVIRONMENT,
     SANDBOX_LD_FLAG,
     SANDBOX_LD_PROJECT,
+    SANDBOX_LD_SDK_KEY,
     SANDBOX_LD_TOKEN,
     FakeLaunchDarkly,
 )
@@ -176,3 +178,40 @@ def test_sdk_sample_carries_the_bucket_by_attribute():
     assert set(without) == {True}, "the SDK buckets contexts without the attribute together"
     with_attr = evaluate(fake.flag(), SANDBOX_LD_ENVIRONMENT, keys, bucket_by="email")
     assert abs(sum(with_attr) / len(keys) - 0.5) <= tolerance(0.5, len(keys), 4.0)
+
+
+# -- verification on the SDK stream (LAUNCHDARKLY_SDK_KEY) ---------------------------------------------
+async def stream_bot(traffic_bot, sandbox, **config):
+    bot = await traffic_bot(env={"LAUNCHDARKLY_SDK_KEY": SANDBOX_LD_SDK_KEY}, sdk_stream_url=sandbox.launchdarkly.url,
+                            sdk_base_url=sandbox.launchdarkly.url, **config)
+    stream = bot.services.traffic.stream
+    for _ in range(250):
+        if stream.ready:
+            break
+        await asyncio.sleep(0.02)
+    assert stream.ready, "the SDK connected to the sandbox stream"
+    return bot
+
+
+async def test_with_an_sdk_key_verification_uses_the_sdk_stream(traffic_bot, sandbox):
+    bot = await stream_bot(traffic_bot, sandbox)
+    sandbox.launchdarkly.stream_delay = 0.2  # the stream is a little behind the REST API
+    _, clicked = await ramp(bot, 10)
+    assert "Verified" in clicked.text and "from the SDK stream (version 2)" in clicked.text
+    assert bot.store.traffic.history(1)[0]["verification"]["source"] == "the SDK stream (version 2)"
+    assert len(sandbox.launchdarkly.calls("^/all$")) == 1
+
+
+async def test_a_lagging_sdk_stream_is_not_verified(traffic_bot, sandbox):
+    bot = await stream_bot(traffic_bot, sandbox, sdk_stream_wait_seconds=0.3)
+    sandbox.launchdarkly.pause_stream()
+    _, clicked = await ramp(bot, 10)
+    sandbox.launchdarkly.pause_stream(False)
+    assert "the SDK stream still had version 1 of `use-customerio` after 0.3 s, not version 2" in clicked.text
+    assert "not announced as done" in clicked.text
+    assert bot.store.traffic.history(1)[0]["status"] == "unverified"
+
+
+async def test_the_fake_stream_refuses_a_wrong_sdk_key(ld):
+    answer = await ld.client.get("/all", headers={"Authorization": "sdk-wrong"})
+    assert answer.status_code == 401

@@ -10,6 +10,11 @@ that the environment requires approval (405). Errors are ``{code, message, id}``
 
 Tests change a flag "outside the bot" (as in the LaunchDarkly UI) with :meth:`set_rollout`,
 :meth:`set_on` or :meth:`edit`.
+
+It also serves the server SDK's streaming endpoint (``GET /all``, Server-Sent Events,
+``Authorization: <SDK key>``): a ``put`` with every flag of the key's environment in the
+SDK's representation, then a ``patch`` for each change, after ``stream_delay`` seconds
+(or not until :meth:`pause_stream` is undone).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ SANDBOX_LD_TOKEN = "api-sandbox-ld-0000-token"
 SANDBOX_LD_PROJECT = "cio-launch"
 SANDBOX_LD_ENVIRONMENT = "production"
 SANDBOX_LD_FLAG = "use-customerio"
+SANDBOX_LD_SDK_KEY = "sdk-sandbox-0000-key"
 SEMANTIC_PATCH = "domain-model=launchdarkly.semanticpatch"
 KNOWN_API_VERSIONS = {"20240415", "20220603", "20210729", "20191212", "20160426", "beta"}
 FULL = 100_000
@@ -53,12 +59,25 @@ class FakeLaunchDarkly(FakeServer):
         self.answer_delay = 0.0
         #: called after each applied PATCH: someone else changing the flag right after the bot
         self.after_patch: list[Callable[[], None]] = []
+        #: SDK key -> (project, environment) for the streaming endpoint
+        self.sdk_keys: dict[str, tuple[str, str]] = {SANDBOX_LD_SDK_KEY: (SANDBOX_LD_PROJECT, SANDBOX_LD_ENVIRONMENT)}
+        self.stream_delay = 0.0
+        self._stream_flowing = asyncio.Event()
+        self._stream_flowing.set()
+        self._streams: list[tuple[str, str, asyncio.Queue[tuple[str, Any] | None]]] = []
         super().__init__()
         self.add_flag(SANDBOX_LD_PROJECT, SANDBOX_LD_FLAG, environments=(SANDBOX_LD_ENVIRONMENT, "staging"))
 
     def setup_routes(self, router: web.UrlDispatcher) -> None:
         router.add_get("/api/v2/flags/{project}/{flag}", self._get)
         router.add_patch("/api/v2/flags/{project}/{flag}", self._patch)
+        router.add_get("/all", self._stream)
+
+    async def stop(self) -> None:
+        self._stream_flowing.set()
+        for _, _, queue in list(self._streams):
+            queue.put_nowait(None)
+        await super().stop()
 
     # -- state for tests ----------------------------------------------------------------------
     def add_flag(self, project: str, key: str, *, environments: tuple[str, ...] = (SANDBOX_LD_ENVIRONMENT,),
@@ -124,6 +143,7 @@ class FakeLaunchDarkly(FakeServer):
         change(flag, env)
         flag["_version"] += 1
         env["version"] += 1
+        self._publish(self._project_of(flag), key, environment)
 
     def set_rollout(self, percent: float, *, key: str = SANDBOX_LD_FLAG,
                     environment: str = SANDBOX_LD_ENVIRONMENT, on: bool = True) -> None:
@@ -203,6 +223,7 @@ class FakeLaunchDarkly(FakeServer):
         updated["_version"] += 1
         updated["environments"][env_key]["version"] += 1
         self.flags[(project, request.match_info["flag"])] = updated
+        self._publish(project, request.match_info["flag"], env_key)
         answer = self._view(updated, [])
         for hook in list(self.after_patch):
             hook()
@@ -275,3 +296,57 @@ class FakeLaunchDarkly(FakeServer):
         rollout["contextKind"] = ins.get("rolloutContextKind") or "user"
         env["fallthrough"] = {"rollout": rollout}
         return None
+
+    # -- the SDK stream ----------------------------------------------------------------------
+    def _project_of(self, flag: dict[str, Any]) -> str:
+        return next(p for (p, _), f in self.flags.items() if f is flag)
+
+    @staticmethod
+    def sdk_flag(flag: dict[str, Any], environment: str) -> dict[str, Any]:
+        """The flag as the streaming endpoint sends it to server SDKs."""
+        env = flag["environments"][environment]
+        return {
+            "key": flag["key"], "version": env["version"], "on": env["on"], "salt": env["salt"],
+            "variations": [v["value"] for v in flag["variations"]], "offVariation": env["offVariation"],
+            "fallthrough": copy.deepcopy(env["fallthrough"]), "targets": env.get("targets", []),
+            "contextTargets": env.get("contextTargets", []), "rules": env.get("rules", []),
+            "prerequisites": env.get("prerequisites", []), "trackEvents": False, "deleted": False,
+        }
+
+    def pause_stream(self, paused: bool = True) -> None:
+        """Hold back (or release) the stream's updates, as a lagging LaunchDarkly stream would."""
+        (self._stream_flowing.clear if paused else self._stream_flowing.set)()
+
+    def _publish(self, project: str, key: str, environment: str) -> None:
+        data = {"path": f"/flags/{key}", "data": self.sdk_flag(self.flags[(project, key)], environment)}
+        for p, e, queue in list(self._streams):
+            if (p, e) == (project, environment):
+                queue.put_nowait(("patch", data))
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        where = self.sdk_keys.get(request.headers.get("Authorization", ""))
+        if where is None:
+            return _error(401, "unauthorized", "Invalid SDK key")
+        project, environment = where
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        flags = {k: self.sdk_flag(f, environment) for (p, k), f in self.flags.items()
+                 if p == project and environment in f["environments"]}
+        queue: asyncio.Queue[tuple[str, Any] | None] = asyncio.Queue()
+        self._streams.append((project, environment, queue))
+        try:
+            await response.write(_sse("put", {"path": "/", "data": {"flags": flags, "segments": {}}}))
+            while (item := await queue.get()) is not None:
+                if self.stream_delay:
+                    await asyncio.sleep(self.stream_delay)
+                await self._stream_flowing.wait()
+                await response.write(_sse(*item))
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self._streams.remove((project, environment, queue))
+        return response
+
+
+def _sse(event: str, data: Any) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
