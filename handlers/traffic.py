@@ -103,13 +103,15 @@ async def rollback_command(ctx: CommandContext) -> Reply:
     return outcome_reply(result)
 
 
-@action("traffic_confirm", permission=Permission.OPERATORS, description="Confirm a ramp or rollback")
+@action("traffic_confirm", permission=Permission.OPERATORS, description="Confirm a ramp or rollback",
+        audit_value=False)
 async def confirm_action(ctx: ActionContext) -> Reply:
     outcome = await _service(ctx.services).confirm(ctx.value, user_id=ctx.user_id, channel_id=ctx.channel_id)
     return outcome_reply(outcome, replace=True)
 
 
-@action("traffic_cancel", permission=Permission.OPERATORS, description="Cancel a ramp or rollback request")
+@action("traffic_cancel", permission=Permission.OPERATORS, description="Cancel a ramp or rollback request",
+        audit_value=False)
 async def cancel_action(ctx: ActionContext) -> Reply:
     text = await _service(ctx.services).cancel(ctx.value, user_id=ctx.user_id)
     return Reply(text, [blocks.section(text)], in_channel=True, replace_original=True)
