@@ -67,7 +67,9 @@ def run_checks(dns_server: DnsTestServer) -> RunChecks:
     ) -> Findings:
         dns_server.load(zone, servfail=servfail, silent=silent)
         client = DnsClient([dns_server.nameserver], timeout=TEST_TIMEOUT)
-        results = await check_domain(domain, resolver=client, dkim_selectors=selectors, expected=expected)
+        results = await check_domain(
+            domain, resolver=client, dkim_selectors=selectors, expected=expected
+        )
         assert not client.stats.duplicates(), "a (name, type) was queried twice in one run"
         return Findings(results, client)
 

@@ -11,7 +11,10 @@ from bot.providers.dns import DnsClient
 from checks.deliverability.dnstypes import Outcome, Resolver
 
 ZONE = {
-    "example.com": {"TXT": ["v=spf1 -all", ("part one ", "part two")], "MX": ["10 mx.example.com."]},
+    "example.com": {
+        "TXT": ["v=spf1 -all", ("part one ", "part two")],
+        "MX": ["10 mx.example.com."],
+    },
     "a.b.example.com": {"A": ["192.0.2.1"]},
     "alias.example.com": {"CNAME": ["example.com."]},
     "alias2.example.com": {"CNAME": ["alias.example.com."]},
@@ -32,7 +35,11 @@ async def test_found_records_and_joined_strings(dns_server: DnsTestServer) -> No
     assert txt.outcome is Outcome.FOUND
     assert sorted(r.text for r in txt.txt) == ["part one part two", "v=spf1 -all"]
     mx = await c.query("EXAMPLE.com.", "MX")
-    assert mx.outcome is Outcome.FOUND and mx.mx[0].exchange == "mx.example.com" and mx.mx[0].preference == 10
+    assert (
+        mx.outcome is Outcome.FOUND
+        and mx.mx[0].exchange == "mx.example.com"
+        and mx.mx[0].preference == 10
+    )
 
 
 async def test_nxdomain_and_nodata_are_told_apart(dns_server: DnsTestServer) -> None:  # noqa: F811
@@ -59,7 +66,9 @@ async def test_cname_chain_is_followed(dns_server: DnsTestServer) -> None:  # no
 async def test_servfail_and_timeout_are_failures_naming_the_name(dns_server: DnsTestServer) -> None:  # noqa: F811
     dns_server.load(ZONE, servfail=["broken.example.com"], silent=["slow.example.com"])
     c = client(dns_server)
-    broken, slow = await asyncio.gather(c.query("broken.example.com", "TXT"), c.query("slow.example.com", "TXT"))
+    broken, slow = await asyncio.gather(
+        c.query("broken.example.com", "TXT"), c.query("slow.example.com", "TXT")
+    )
     assert broken.outcome is Outcome.SERVFAIL and "SERVFAIL" in broken.describe_failure()
     assert "broken.example.com" in broken.describe_failure()
     assert slow.outcome is Outcome.TIMEOUT and "slow.example.com" in slow.describe_failure()
