@@ -16,7 +16,9 @@ BASE = {
 }
 
 
-async def dkim(run_checks: RunChecks, record: str | tuple[str, ...], selector: str = "s1", **kw: object) -> Findings:  # noqa: F811
+async def dkim(
+    run_checks: RunChecks, record: str | tuple[str, ...], selector: str = "s1", **kw: object
+) -> Findings:  # noqa: F811
     z = dict(BASE)
     z[f"{selector}._domainkey.example.com"] = {"TXT": [record]}
     return await run_checks(z, selectors=[selector], **kw)

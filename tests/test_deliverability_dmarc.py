@@ -23,7 +23,9 @@ def zone(*dmarc: str, at: str = "_dmarc.example.com", **extra: dict) -> dict:
     return z
 
 
-async def dmarc(run_checks: RunChecks, *records: str, domain: str = "example.com", **kw: object) -> Findings:  # noqa: F811
+async def dmarc(
+    run_checks: RunChecks, *records: str, domain: str = "example.com", **kw: object
+) -> Findings:  # noqa: F811
     return await run_checks(zone(*records), domain, **kw)
 
 
@@ -34,7 +36,9 @@ async def test_record_at_the_domain(run_checks: RunChecks) -> None:  # noqa: F81
     assert r.found == "v=DMARC1; p=reject" and r.data["location"] == "_dmarc.example.com"
 
 
-async def test_subdomain_falls_back_to_organizational_domain_and_uses_sp(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_subdomain_falls_back_to_organizational_domain_and_uses_sp(
+    run_checks: RunChecks,
+) -> None:  # noqa: F811
     f = await dmarc(run_checks, "v=DMARC1; p=reject; sp=quarantine", domain="mail.example.com")
     r = f.assert_finding("deliverability.dmarc.record", Status.PASS, "RFC 9989 §4.7")
     assert "organizational domain at _dmarc.example.com" in r.summary
@@ -54,7 +58,9 @@ async def test_multiple_records_mean_no_policy(run_checks: RunChecks) -> None:  
     f.assert_finding("deliverability.dmarc.record", Status.FAIL, "RFC 9989 §4.6")
 
 
-@pytest.mark.parametrize("record", ["p=reject; v=DMARC1", "v=dmarc1; p=reject", "v=DMARC1 p=reject"])
+@pytest.mark.parametrize(
+    "record", ["p=reject; v=DMARC1", "v=dmarc1; p=reject", "v=DMARC1 p=reject"]
+)
 async def test_version_must_be_first_and_exact(run_checks: RunChecks, record: str) -> None:  # noqa: F811
     f = await dmarc(run_checks, record)
     f.assert_finding("deliverability.dmarc.record", Status.FAIL, "RFC 9989 §5.3")
@@ -114,7 +120,10 @@ async def test_testing_mode_warns(run_checks: RunChecks) -> None:  # noqa: F811
 
 # -- external report destinations -----------------------------------------------------------
 async def test_external_rua_without_authorisation_fails(run_checks: RunChecks) -> None:  # noqa: F811
-    f = await dmarc(run_checks, "v=DMARC1; p=reject; rua=mailto:agg@reports.example.net; ruf=mailto:f@example.com")
+    f = await dmarc(
+        run_checks,
+        "v=DMARC1; p=reject; rua=mailto:agg@reports.example.net; ruf=mailto:f@example.com",
+    )
     r = f.assert_finding("deliverability.dmarc.report_destinations", Status.FAIL, "RFC 7489 §7.1")
     assert "example.com._report._dmarc.reports.example.net" in r.summary
     assert r.severity is Severity.ADVISORY and not r.blocks_launch
@@ -177,7 +186,12 @@ async def test_timeout_at_dmarc_name_is_an_error(run_checks: RunChecks) -> None:
 
 # -- the tree walk itself ------------------------------------------------------------------
 def test_walk_targets_are_bounded() -> None:
-    assert walk_targets("a.mail.example.com") == ["a.mail.example.com", "mail.example.com", "example.com", "com"]
+    assert walk_targets("a.mail.example.com") == [
+        "a.mail.example.com",
+        "mail.example.com",
+        "example.com",
+        "com",
+    ]
     long = "a.b.c.d.e.f.g.h.i.example.com"
     targets = walk_targets(long)
     assert len(targets) <= 8 and targets[0] == long and targets[-1] == "com"
@@ -185,7 +199,9 @@ def test_walk_targets_are_bounded() -> None:
 
 
 def test_parse_keeps_first_value_and_notes_errors() -> None:
-    record = parse_dmarc("v=DMARC1; p=quarantine; rua=mailto:a@example.com,mailto:b@example.net!10m")
+    record = parse_dmarc(
+        "v=DMARC1; p=quarantine; rua=mailto:a@example.com,mailto:b@example.net!10m"
+    )
     assert record.policy() == "quarantine" and not record.errors
     assert any("obsolete" in w for w in record.warnings)
 
@@ -197,7 +213,12 @@ async def test_psd_record_sets_the_organizational_domain(dns_server) -> None:  #
     client = DnsClient([dns_server.nameserver], timeout=0.5)
     steps = await tree_walk("a.shop.example", client)
     assert organizational_domain("a.shop.example", steps).domain == "shop.example"
-    dns_server.load({"_dmarc.shop.example": {"TXT": ["v=DMARC1; p=none"]}, "_dmarc.a.shop.example": {"TXT": ["v=DMARC1; p=reject"]}})
+    dns_server.load(
+        {
+            "_dmarc.shop.example": {"TXT": ["v=DMARC1; p=none"]},
+            "_dmarc.a.shop.example": {"TXT": ["v=DMARC1; p=reject"]},
+        }
+    )
     client = DnsClient([dns_server.nameserver], timeout=0.5)
     steps = await tree_walk("a.shop.example", client)
     assert organizational_domain("a.shop.example", steps).domain == "shop.example"
