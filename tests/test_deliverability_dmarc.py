@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dns_fixtures
 import pytest
-from dns_fixtures import Findings, RunChecks, dns_server, run_checks  # noqa: F401
+from dns_fixtures import Findings, RunChecks
 
 from checks.base import Severity, Status
 from checks.deliverability import ReturnPathExpectation
 from checks.deliverability.dmarc import organizational_domain, parse_dmarc, tree_walk, walk_targets
+
+# the loopback DNS server fixtures, used by name
+dns_server = dns_fixtures.dns_server
+run_checks = dns_fixtures.run_checks
 
 BASE = {
     "example.com": {"TXT": ["v=spf1 -all"], "MX": ["10 mx.example.com."]},
@@ -25,12 +30,12 @@ def zone(*dmarc: str, at: str = "_dmarc.example.com", **extra: dict) -> dict:
 
 async def dmarc(
     run_checks: RunChecks, *records: str, domain: str = "example.com", **kw: object
-) -> Findings:  # noqa: F811
+) -> Findings:
     return await run_checks(zone(*records), domain, **kw)
 
 
 # -- discovery -----------------------------------------------------------------------------
-async def test_record_at_the_domain(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_record_at_the_domain(run_checks: RunChecks) -> None:
     f = await dmarc(run_checks, "v=DMARC1; p=reject")
     r = f.assert_finding("deliverability.dmarc.record", Status.PASS, "RFC 9989 §4.7")
     assert r.found == "v=DMARC1; p=reject" and r.data["location"] == "_dmarc.example.com"
@@ -38,7 +43,7 @@ async def test_record_at_the_domain(run_checks: RunChecks) -> None:  # noqa: F81
 
 async def test_subdomain_falls_back_to_organizational_domain_and_uses_sp(
     run_checks: RunChecks,
-) -> None:  # noqa: F811
+) -> None:
     f = await dmarc(run_checks, "v=DMARC1; p=reject; sp=quarantine", domain="mail.example.com")
     r = f.assert_finding("deliverability.dmarc.record", Status.PASS, "RFC 9989 §4.7")
     assert "organizational domain at _dmarc.example.com" in r.summary
@@ -46,14 +51,14 @@ async def test_subdomain_falls_back_to_organizational_domain_and_uses_sp(
     assert "sp=quarantine inherited" in p.summary
 
 
-async def test_no_record_anywhere_fails(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_no_record_anywhere_fails(run_checks: RunChecks) -> None:
     f = await dmarc(run_checks, domain="mail.example.com")
     r = f.assert_finding("deliverability.dmarc.record", Status.FAIL, "RFC 9989 §4.7")
     assert "_dmarc.mail.example.com, _dmarc.example.com, _dmarc.com" in r.summary
     assert f["deliverability.bulk_sender"].status is Status.FAIL
 
 
-async def test_multiple_records_mean_no_policy(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_multiple_records_mean_no_policy(run_checks: RunChecks) -> None:
     f = await dmarc(run_checks, "v=DMARC1; p=reject", "v=DMARC1; p=none")
     f.assert_finding("deliverability.dmarc.record", Status.FAIL, "RFC 9989 §4.6")
 
@@ -61,31 +66,31 @@ async def test_multiple_records_mean_no_policy(run_checks: RunChecks) -> None:  
 @pytest.mark.parametrize(
     "record", ["p=reject; v=DMARC1", "v=dmarc1; p=reject", "v=DMARC1 p=reject"]
 )
-async def test_version_must_be_first_and_exact(run_checks: RunChecks, record: str) -> None:  # noqa: F811
+async def test_version_must_be_first_and_exact(run_checks: RunChecks, record: str) -> None:
     f = await dmarc(run_checks, record)
     f.assert_finding("deliverability.dmarc.record", Status.FAIL, "RFC 9989 §5.3")
 
 
 # -- tags ----------------------------------------------------------------------------------
-async def test_policy_none_warns_but_meets_bulk_minimum(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_policy_none_warns_but_meets_bulk_minimum(run_checks: RunChecks) -> None:
     f = await dmarc(run_checks, "v=DMARC1; p=none; rua=mailto:dmarc@example.com")
     r = f.assert_finding("deliverability.dmarc.policy", Status.WARN, "RFC 9989 §5.3")
     assert "bulk-sender minimum" in r.summary and r.severity is Severity.ADVISORY
 
 
 @pytest.mark.parametrize("policy", ["quarantine", "reject", "REJECT"])
-async def test_quarantine_and_reject_pass(run_checks: RunChecks, policy: str) -> None:  # noqa: F811
+async def test_quarantine_and_reject_pass(run_checks: RunChecks, policy: str) -> None:
     f = await dmarc(run_checks, f"v=DMARC1; p={policy}")
     f.assert_finding("deliverability.dmarc.policy", Status.PASS, "RFC 9989 §5.3")
 
 
-async def test_missing_p_is_treated_as_none(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_missing_p_is_treated_as_none(run_checks: RunChecks) -> None:
     f = await dmarc(run_checks, "v=DMARC1; rua=mailto:dmarc@example.com")
     r = f.assert_finding("deliverability.dmarc.policy", Status.WARN, "RFC 9989 §5.3")
     assert "no p tag" in r.summary
 
 
-async def test_invalid_values_fail_syntax(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_invalid_values_fail_syntax(run_checks: RunChecks) -> None:
     f = await dmarc(run_checks, "v=DMARC1; p=block; adkim=x; fo=2; pct=150")
     r = f.assert_finding("deliverability.dmarc.syntax", Status.FAIL, "RFC 9989 §5.3")
     for part in ("p=block", "adkim=x", "fo=2", "pct=150"):
@@ -93,19 +98,19 @@ async def test_invalid_values_fail_syntax(run_checks: RunChecks) -> None:  # noq
     f.assert_finding("deliverability.dmarc.policy", Status.FAIL, "RFC 9989 §4.7")
 
 
-async def test_duplicate_tag_fails(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_duplicate_tag_fails(run_checks: RunChecks) -> None:
     f = await dmarc(run_checks, "v=DMARC1; p=reject; p=none")
     r = f.assert_finding("deliverability.dmarc.syntax", Status.FAIL, "RFC 6376 §3.2")
     assert 'tag "p" appears more than once' in r.summary
 
 
-async def test_unknown_tag_is_ignored_with_a_warning(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_unknown_tag_is_ignored_with_a_warning(run_checks: RunChecks) -> None:
     f = await dmarc(run_checks, "v=DMARC1; p=reject; policy=reject")
     r = f.assert_finding("deliverability.dmarc.syntax", Status.WARN, "RFC 9989 §5.3")
     assert 'unknown tag "policy"' in r.summary
 
 
-async def test_pct_is_historic_and_warns(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_pct_is_historic_and_warns(run_checks: RunChecks) -> None:
     f = await dmarc(run_checks, "v=DMARC1; p=quarantine; pct=25")
     r = f.assert_finding("deliverability.dmarc.historic_tags", Status.WARN, "RFC 9989 §5.3")
     assert "pct=25" in r.summary
@@ -113,13 +118,13 @@ async def test_pct_is_historic_and_warns(run_checks: RunChecks) -> None:  # noqa
     clean.assert_finding("deliverability.dmarc.historic_tags", Status.PASS, "RFC 9989")
 
 
-async def test_testing_mode_warns(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_testing_mode_warns(run_checks: RunChecks) -> None:
     f = await dmarc(run_checks, "v=DMARC1; p=reject; t=y")
     f.assert_finding("deliverability.dmarc.policy", Status.WARN, "RFC 9989 §5.3")
 
 
 # -- external report destinations -----------------------------------------------------------
-async def test_external_rua_without_authorisation_fails(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_external_rua_without_authorisation_fails(run_checks: RunChecks) -> None:
     f = await dmarc(
         run_checks,
         "v=DMARC1; p=reject; rua=mailto:agg@reports.example.net; ruf=mailto:f@example.com",
@@ -129,14 +134,14 @@ async def test_external_rua_without_authorisation_fails(run_checks: RunChecks) -
     assert r.severity is Severity.ADVISORY and not r.blocks_launch
 
 
-async def test_external_rua_with_authorisation_passes(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_external_rua_with_authorisation_passes(run_checks: RunChecks) -> None:
     z = zone("v=DMARC1; p=reject; rua=mailto:agg@reports.example.net")
     z["example.com._report._dmarc.reports.example.net"] = {"TXT": ["v=DMARC1"]}
     f = await run_checks(z)
     f.assert_finding("deliverability.dmarc.report_destinations", Status.PASS, "RFC 7489 §7.1")
 
 
-async def test_report_address_in_own_domain_needs_no_authorisation(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_report_address_in_own_domain_needs_no_authorisation(run_checks: RunChecks) -> None:
     f = await dmarc(run_checks, "v=DMARC1; p=reject; rua=mailto:dmarc@mail.example.com")
     f.assert_finding("deliverability.dmarc.report_destinations", Status.PASS, "RFC 7489 §7.1")
     assert not any("._report._dmarc." in q.name for q in f.client.stats.queries)
@@ -146,39 +151,39 @@ async def test_report_address_in_own_domain_needs_no_authorisation(run_checks: R
 RP = ReturnPathExpectation(return_path_domain="cio123.example.com")
 
 
-async def test_relaxed_alignment_passes_with_customerio_subdomain(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_relaxed_alignment_passes_with_customerio_subdomain(run_checks: RunChecks) -> None:
     f = await dmarc(run_checks, "v=DMARC1; p=reject", expected=RP)
     r = f.assert_finding("deliverability.dmarc.alignment", Status.PASS, "RFC 9989 §4.4")
     assert "cio123.example.com" in r.detail
 
 
-async def test_strict_alignment_on_both_fails(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_strict_alignment_on_both_fails(run_checks: RunChecks) -> None:
     f = await dmarc(run_checks, "v=DMARC1; p=reject; adkim=s; aspf=s", expected=RP)
     r = f.assert_finding("deliverability.dmarc.alignment", Status.FAIL, "RFC 9989 §4.4")
     assert "adkim=s" in r.summary and "aspf=s" in r.summary
     assert f["deliverability.bulk_sender"].status is Status.FAIL
 
 
-async def test_strict_dkim_alignment_only_warns(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_strict_dkim_alignment_only_warns(run_checks: RunChecks) -> None:
     f = await dmarc(run_checks, "v=DMARC1; p=reject; adkim=s")
     f.assert_finding("deliverability.dmarc.alignment", Status.WARN, "RFC 9989 §4.4")
 
 
-async def test_identifiers_in_another_organization_do_not_align(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_identifiers_in_another_organization_do_not_align(run_checks: RunChecks) -> None:
     other = ReturnPathExpectation(return_path_domain="cio123.example.net")
     f = await dmarc(run_checks, "v=DMARC1; p=reject", expected=other)
     f.assert_finding("deliverability.dmarc.alignment", Status.FAIL, "RFC 9989 §4.4")
 
 
 # -- DNS faults ----------------------------------------------------------------------------
-async def test_servfail_at_dmarc_name_is_an_error_not_a_fallback(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_servfail_at_dmarc_name_is_an_error_not_a_fallback(run_checks: RunChecks) -> None:
     z = zone("v=DMARC1; p=reject")
     f = await run_checks(z, "mail.example.com", servfail=["_dmarc.mail.example.com"])
     r = f.assert_finding("deliverability.dmarc.record", Status.ERROR, "RFC 9989")
     assert "_dmarc.mail.example.com" in r.summary
 
 
-async def test_timeout_at_dmarc_name_is_an_error(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_timeout_at_dmarc_name_is_an_error(run_checks: RunChecks) -> None:
     f = await run_checks(zone("v=DMARC1; p=reject"), silent=["_dmarc.example.com"])
     r = f.assert_finding("deliverability.dmarc.record", Status.ERROR, "RFC 9989")
     assert "timed out" in r.summary and "_dmarc.example.com" in r.summary
@@ -206,7 +211,7 @@ def test_parse_keeps_first_value_and_notes_errors() -> None:
     assert any("obsolete" in w for w in record.warnings)
 
 
-async def test_psd_record_sets_the_organizational_domain(dns_server) -> None:  # noqa: F811
+async def test_psd_record_sets_the_organizational_domain(dns_server) -> None:
     from bot.providers.dns import DnsClient
 
     dns_server.load({"_dmarc.example": {"TXT": ["v=DMARC1; p=reject; psd=y"]}})

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
-from dns_fixtures import TEST_TIMEOUT, dns_server  # noqa: F401
+import dns_fixtures
+from dns_fixtures import TEST_TIMEOUT
 from dnsserver import DnsTestServer
 
 from bot.providers.dns import DnsClient
 from checks.deliverability.dnstypes import Outcome, Resolver
+
+# the loopback DNS server fixtures, used by name
+dns_server = dns_fixtures.dns_server
 
 ZONE = {
     "example.com": {
@@ -27,7 +31,7 @@ def client(server: DnsTestServer) -> DnsClient:
     return DnsClient([server.nameserver], timeout=TEST_TIMEOUT)
 
 
-async def test_found_records_and_joined_strings(dns_server: DnsTestServer) -> None:  # noqa: F811
+async def test_found_records_and_joined_strings(dns_server: DnsTestServer) -> None:
     dns_server.load(ZONE)
     c = client(dns_server)
     assert isinstance(c, Resolver)
@@ -42,7 +46,7 @@ async def test_found_records_and_joined_strings(dns_server: DnsTestServer) -> No
     )
 
 
-async def test_nxdomain_and_nodata_are_told_apart(dns_server: DnsTestServer) -> None:  # noqa: F811
+async def test_nxdomain_and_nodata_are_told_apart(dns_server: DnsTestServer) -> None:
     dns_server.load(ZONE)
     c = client(dns_server)
     assert (await c.query("missing.example.com", "TXT")).outcome is Outcome.NXDOMAIN
@@ -52,7 +56,7 @@ async def test_nxdomain_and_nodata_are_told_apart(dns_server: DnsTestServer) -> 
     assert Outcome.NXDOMAIN.is_void and Outcome.NODATA.is_void and not Outcome.SERVFAIL.is_void
 
 
-async def test_cname_chain_is_followed(dns_server: DnsTestServer) -> None:  # noqa: F811
+async def test_cname_chain_is_followed(dns_server: DnsTestServer) -> None:
     dns_server.load(ZONE)
     c = client(dns_server)
     answer = await c.query("alias2.example.com", "TXT")
@@ -63,7 +67,7 @@ async def test_cname_chain_is_followed(dns_server: DnsTestServer) -> None:  # no
     assert dangling.canonical_name == "gone.example.com"
 
 
-async def test_servfail_and_timeout_are_failures_naming_the_name(dns_server: DnsTestServer) -> None:  # noqa: F811
+async def test_servfail_and_timeout_are_failures_naming_the_name(dns_server: DnsTestServer) -> None:
     dns_server.load(ZONE, servfail=["broken.example.com"], silent=["slow.example.com"])
     c = client(dns_server)
     broken, slow = await asyncio.gather(
@@ -75,14 +79,14 @@ async def test_servfail_and_timeout_are_failures_naming_the_name(dns_server: Dns
     assert broken.outcome.is_failure and slow.outcome.is_failure
 
 
-async def test_truncated_udp_answer_is_retried_over_tcp(dns_server: DnsTestServer) -> None:  # noqa: F811
+async def test_truncated_udp_answer_is_retried_over_tcp(dns_server: DnsTestServer) -> None:
     dns_server.load(ZONE)
     answer = await client(dns_server).query("big.example.com", "TXT")
     assert answer.outcome is Outcome.FOUND and len(answer.txt) == 8
     assert [q.transport for q in dns_server.queries_for("big.example.com")] == ["udp", "tcp"]
 
 
-async def test_concurrent_identical_questions_share_one_query(dns_server: DnsTestServer) -> None:  # noqa: F811
+async def test_concurrent_identical_questions_share_one_query(dns_server: DnsTestServer) -> None:
     dns_server.load(ZONE)
     dns_server.delay = 0.05
     c = client(dns_server)
@@ -93,7 +97,7 @@ async def test_concurrent_identical_questions_share_one_query(dns_server: DnsTes
     assert c.stats.query_count == 1 and c.stats.lookups == 6 and c.stats.duplicates() == []
 
 
-async def test_distinct_questions_run_concurrently(dns_server: DnsTestServer) -> None:  # noqa: F811
+async def test_distinct_questions_run_concurrently(dns_server: DnsTestServer) -> None:
     dns_server.load(ZONE)
     dns_server.delay = 0.1
     c = client(dns_server)

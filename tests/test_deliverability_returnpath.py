@@ -6,9 +6,10 @@ import asyncio
 import io
 import json
 
+import dns_fixtures
 import pytest
 from dkim_keys import rsa_p
-from dns_fixtures import RunChecks, dns_server, run_checks  # noqa: F401
+from dns_fixtures import RunChecks
 from dnsserver import DnsTestServer
 
 from bot.config import ConfigError, Settings
@@ -16,6 +17,10 @@ from bot.deliverability import expectation_from_settings
 from bot.deliverability_cli import main
 from checks.base import Status
 from checks.deliverability import ReturnPathExpectation, is_go
+
+# the loopback DNS server fixtures, used by name
+dns_server = dns_fixtures.dns_server
+run_checks = dns_fixtures.run_checks
 
 EXPECTED = ReturnPathExpectation(
     return_path_domain="cio123.example.com",
@@ -42,7 +47,7 @@ def good_zone() -> dict:
     }
 
 
-async def test_everything_configured_passes_and_bulk_sender_met(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_everything_configured_passes_and_bulk_sender_met(run_checks: RunChecks) -> None:
     f = await run_checks(good_zone(), selectors=["krs"], expected=EXPECTED)
     f.assert_finding("deliverability.return_path.spf", Status.PASS, "RFC 7208")
     r = f.assert_finding("deliverability.return_path.mx", Status.PASS, "RFC 5321 §5.1")
@@ -53,7 +58,7 @@ async def test_everything_configured_passes_and_bulk_sender_met(run_checks: RunC
     assert all(r.category == "deliverability" for r in f.results)
 
 
-async def test_missing_spf_include_on_return_path_fails(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_missing_spf_include_on_return_path_fails(run_checks: RunChecks) -> None:
     z = good_zone()
     z["cio123.example.com"]["TXT"] = ["v=spf1 include:_spf.example.com ~all"]
     f = await run_checks(z, selectors=["krs"], expected=EXPECTED)
@@ -61,7 +66,7 @@ async def test_missing_spf_include_on_return_path_fails(run_checks: RunChecks) -
     assert "spf.esp.example.net" in r.summary and "include:spf.esp.example.net" in r.fix
 
 
-async def test_return_path_without_spf_record_fails(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_return_path_without_spf_record_fails(run_checks: RunChecks) -> None:
     z = good_zone()
     del z["cio123.example.com"]["TXT"]
     f = await run_checks(z, selectors=["krs"], expected=EXPECTED)
@@ -70,7 +75,7 @@ async def test_return_path_without_spf_record_fails(run_checks: RunChecks) -> No
     assert "SPF (cio123.example.com)" in bulk.summary
 
 
-async def test_missing_mx_host_fails_and_extra_warns(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_missing_mx_host_fails_and_extra_warns(run_checks: RunChecks) -> None:
     z = good_zone()
     z["cio123.example.com"]["MX"] = ["10 mx1.esp.example.net."]
     f = await run_checks(z, selectors=["krs"], expected=EXPECTED)
@@ -85,7 +90,7 @@ async def test_missing_mx_host_fails_and_extra_warns(run_checks: RunChecks) -> N
     g.assert_finding("deliverability.return_path.mx", Status.WARN, "RFC 5321 §5.1")
 
 
-async def test_return_path_nxdomain_fails_both(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_return_path_nxdomain_fails_both(run_checks: RunChecks) -> None:
     z = good_zone()
     del z["cio123.example.com"]
     # with a DKIM key below it the name would still exist (empty non-terminal: NODATA)
@@ -96,14 +101,14 @@ async def test_return_path_nxdomain_fails_both(run_checks: RunChecks) -> None:  
     f.assert_finding("deliverability.return_path.spf", Status.FAIL, "RFC 7208 §4.3")
 
 
-async def test_null_mx_fails(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_null_mx_fails(run_checks: RunChecks) -> None:
     z = good_zone()
     z["cio123.example.com"]["MX"] = ["0 ."]
     f = await run_checks(z, selectors=["krs"], expected=EXPECTED)
     f.assert_finding("deliverability.return_path.mx", Status.FAIL, "RFC 7505")
 
 
-async def test_servfail_on_return_path_mx_is_an_error(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_servfail_on_return_path_mx_is_an_error(run_checks: RunChecks) -> None:
     f = await run_checks(
         good_zone(), selectors=["krs"], expected=EXPECTED, servfail=["cio123.example.com"]
     )
@@ -113,7 +118,7 @@ async def test_servfail_on_return_path_mx_is_an_error(run_checks: RunChecks) -> 
     assert not is_go(f.results)
 
 
-async def test_not_configured_is_skipped(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_not_configured_is_skipped(run_checks: RunChecks) -> None:
     f = await run_checks(good_zone(), selectors=["krs"])
     r = f.assert_finding("deliverability.return_path", Status.SKIP, "RFC 7208")
     assert "return_path_domain" in r.fix
@@ -150,7 +155,7 @@ def cli(argv: list[str]) -> tuple[int, str]:
     return code, out.getvalue()
 
 
-async def test_cli_json_go(dns_server: DnsTestServer) -> None:  # noqa: F811
+async def test_cli_json_go(dns_server: DnsTestServer) -> None:
     dns_server.load(good_zone())
     argv = [
         "check",
@@ -186,7 +191,7 @@ async def test_cli_json_go(dns_server: DnsTestServer) -> None:  # noqa: F811
     assert doc["dns"]["queries"] > 5
 
 
-async def test_cli_text_no_go(dns_server: DnsTestServer) -> None:  # noqa: F811
+async def test_cli_text_no_go(dns_server: DnsTestServer) -> None:
     dns_server.load({"example.com": {"TXT": ["v=spf1 +all"]}})
     code, out = await asyncio.to_thread(
         cli,

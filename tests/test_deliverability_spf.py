@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from dns_fixtures import Findings, RunChecks, dns_server, run_checks  # noqa: F401
+import dns_fixtures
+from dns_fixtures import Findings, RunChecks
 
 from checks.base import Status
+
+# the loopback DNS server fixtures, used by name
+dns_server = dns_fixtures.dns_server
+run_checks = dns_fixtures.run_checks
 
 HOSTS = {
     "host.example.com": {"A": ["192.0.2.10"]},
@@ -28,12 +33,12 @@ def zone(spf: object, **extra: dict) -> dict:
     return z
 
 
-async def spf(run_checks: RunChecks, record: object, **extra: dict) -> Findings:  # noqa: F811
+async def spf(run_checks: RunChecks, record: object, **extra: dict) -> Findings:
     return await run_checks(zone(record, **{k.replace("__", "."): v for k, v in extra.items()}))
 
 
 # -- the record ---------------------------------------------------------------------------
-async def test_one_record_passes(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_one_record_passes(run_checks: RunChecks) -> None:
     f = await spf(run_checks, "v=spf1 ip4:192.0.2.0/24 -all")
     f.assert_finding("deliverability.spf.record", Status.PASS, "RFC 7208 §4.5")
     assert f["deliverability.spf.record"].found == "v=spf1 ip4:192.0.2.0/24 -all"
@@ -41,24 +46,24 @@ async def test_one_record_passes(run_checks: RunChecks) -> None:  # noqa: F811
     f.assert_finding("deliverability.spf.syntax", Status.PASS, "RFC 7208 §4.6.1")
 
 
-async def test_two_records_is_permerror(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_two_records_is_permerror(run_checks: RunChecks) -> None:
     f = await spf(run_checks, ["v=spf1 ip4:192.0.2.1 -all", "v=spf1 include:_spf.google.com ~all"])
     r = f.assert_finding("deliverability.spf.record", Status.FAIL, "RFC 7208 §4.5")
     assert "2 SPF records" in r.summary and "_spf.google.com" in r.found
 
 
-async def test_no_record_fails_but_other_txt_is_shown(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_no_record_fails_but_other_txt_is_shown(run_checks: RunChecks) -> None:
     f = await spf(run_checks, "google-site-verification=abc")
     r = f.assert_finding("deliverability.spf.record", Status.FAIL, "RFC 7208 §4.5")
     assert "google-site-verification" in r.found
 
 
-async def test_spf10_is_not_an_spf_record(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_spf10_is_not_an_spf_record(run_checks: RunChecks) -> None:
     f = await spf(run_checks, "v=spf10 -all")
     f.assert_finding("deliverability.spf.record", Status.FAIL, "RFC 7208 §4.5")
 
 
-async def test_strings_are_joined_without_spaces(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_strings_are_joined_without_spaces(run_checks: RunChecks) -> None:
     ok = await spf(run_checks, ("v=spf1 ip4:192.0.2.1 ", "ip4:192.0.2.2 -all"))
     ok.assert_finding("deliverability.spf.syntax", Status.PASS, "RFC 7208 §4.6.1")
     assert "joined from 2 strings" in ok["deliverability.spf.record"].summary
@@ -68,14 +73,14 @@ async def test_strings_are_joined_without_spaces(run_checks: RunChecks) -> None:
     assert "192.0.2.2-all" in r.summary
 
 
-async def test_nxdomain_domain(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_nxdomain_domain(run_checks: RunChecks) -> None:
     f = await run_checks(HOSTS, "nowhere.example.com")
     r = f.assert_finding("deliverability.spf.record", Status.FAIL, "RFC 7208 §4.3")
     assert "NXDOMAIN" in r.summary
 
 
 # -- term syntax --------------------------------------------------------------------------
-async def test_bad_ip4_unknown_mechanism_and_macro_letter(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_bad_ip4_unknown_mechanism_and_macro_letter(run_checks: RunChecks) -> None:
     f = await spf(
         run_checks, "v=spf1 ip4:300.1.1.1 foo:bar exists:%{c}.example.com ip6:2001:db8::/129 -all"
     )
@@ -84,7 +89,7 @@ async def test_bad_ip4_unknown_mechanism_and_macro_letter(run_checks: RunChecks)
         assert part in r.summary
 
 
-async def test_valid_macros_cidrs_and_unknown_modifier(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_valid_macros_cidrs_and_unknown_modifier(run_checks: RunChecks) -> None:
     f = await spf(
         run_checks,
         "v=spf1 ip4:192.0.2.0/24 ip6:2001:db8::/32 a/24 mx:mail.example.com/24//64 "
@@ -94,7 +99,7 @@ async def test_valid_macros_cidrs_and_unknown_modifier(run_checks: RunChecks) ->
     assert "foo=bar" in f["deliverability.spf.modifiers"].detail
 
 
-async def test_include_without_domain_is_a_syntax_error(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_include_without_domain_is_a_syntax_error(run_checks: RunChecks) -> None:
     f = await spf(run_checks, "v=spf1 include: -all")
     f.assert_finding("deliverability.spf.syntax", Status.FAIL, "RFC 7208 §4.6.1")
 
@@ -110,7 +115,7 @@ def nested(extra_in_l3: str = "") -> dict:
     }
 
 
-async def test_ten_lookups_through_includes_and_redirect_pass(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_ten_lookups_through_includes_and_redirect_pass(run_checks: RunChecks) -> None:
     f = await run_checks(
         zone("v=spf1 include:l1.example.com mx a redirect=r1.example.com", **nested())
     )
@@ -122,7 +127,7 @@ async def test_ten_lookups_through_includes_and_redirect_pass(run_checks: RunChe
     assert "r1.example.com" in f["deliverability.spf.all"].summary
 
 
-async def test_eleven_lookups_fail(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_eleven_lookups_fail(run_checks: RunChecks) -> None:
     f = await run_checks(
         zone(
             "v=spf1 include:l1.example.com mx a redirect=r1.example.com",
@@ -133,7 +138,7 @@ async def test_eleven_lookups_fail(run_checks: RunChecks) -> None:  # noqa: F811
     assert r.data["lookups"] == 11 and "11" in r.summary
 
 
-async def test_near_limit_warns(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_near_limit_warns(run_checks: RunChecks) -> None:
     f = await spf(
         run_checks,
         "v=spf1 a mx a:host.example.com a:host2.example.com mx:mail.example.com "
@@ -144,7 +149,7 @@ async def test_near_limit_warns(run_checks: RunChecks) -> None:  # noqa: F811
     assert "8 of 10" in r.summary
 
 
-async def test_three_void_lookups_fail_two_warn(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_three_void_lookups_fail_two_warn(run_checks: RunChecks) -> None:
     three = await spf(run_checks, "v=spf1 a:v1.example.com a:v2.example.com mx:v3.example.com -all")
     r = three.assert_finding("deliverability.spf.void_lookups", Status.FAIL, "RFC 7208 §4.6.4")
     assert "v1.example.com" in r.summary
@@ -156,7 +161,7 @@ async def test_three_void_lookups_fail_two_warn(run_checks: RunChecks) -> None: 
     assert "2 of 2 void" in two["deliverability.spf.lookup_headroom"].summary
 
 
-async def test_more_than_ten_mx_names_fail(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_more_than_ten_mx_names_fail(run_checks: RunChecks) -> None:
     many = {"bigmx.example.com": {"MX": [f"{i} mx{i}.example.com." for i in range(11)]}}
     f = await spf(
         run_checks,
@@ -171,7 +176,7 @@ async def test_more_than_ten_mx_names_fail(run_checks: RunChecks) -> None:  # no
 
 
 # -- include / redirect targets, modifiers, loops -------------------------------------------
-async def test_include_target_without_spf_fails(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_include_target_without_spf_fails(run_checks: RunChecks) -> None:
     f = await spf(
         run_checks,
         "v=spf1 include:nospf.example.com -all",
@@ -181,13 +186,13 @@ async def test_include_target_without_spf_fails(run_checks: RunChecks) -> None: 
     assert "nospf.example.com publishes no SPF record" in r.summary
 
 
-async def test_redirect_target_that_does_not_exist_fails(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_redirect_target_that_does_not_exist_fails(run_checks: RunChecks) -> None:
     f = await spf(run_checks, "v=spf1 redirect=gone.example.com")
     r = f.assert_finding("deliverability.spf.include_targets", Status.FAIL, "§6.1")
     assert "nxdomain" in r.summary
 
 
-async def test_duplicate_redirect_fails(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_duplicate_redirect_fails(run_checks: RunChecks) -> None:
     f = await spf(
         run_checks,
         "v=spf1 redirect=host.example.com redirect=host2.example.com",
@@ -196,7 +201,7 @@ async def test_duplicate_redirect_fails(run_checks: RunChecks) -> None:  # noqa:
     f.assert_finding("deliverability.spf.modifiers", Status.FAIL, "RFC 7208 §6")
 
 
-async def test_redirect_with_all_is_ignored_and_warns(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_redirect_with_all_is_ignored_and_warns(run_checks: RunChecks) -> None:
     f = await spf(
         run_checks,
         "v=spf1 ip4:192.0.2.1 redirect=l2.example.com -all",
@@ -207,7 +212,7 @@ async def test_redirect_with_all_is_ignored_and_warns(run_checks: RunChecks) -> 
     assert f["deliverability.spf.lookup_limit"].data["lookups"] == 0
 
 
-async def test_include_loop_fails(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_include_loop_fails(run_checks: RunChecks) -> None:
     f = await run_checks(
         zone(
             "v=spf1 include:loop-a.example.com -all",
@@ -222,41 +227,41 @@ async def test_include_loop_fails(run_checks: RunChecks) -> None:  # noqa: F811
 
 
 # -- all, ptr ------------------------------------------------------------------------------
-async def test_plus_all_fails(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_plus_all_fails(run_checks: RunChecks) -> None:
     f = await spf(run_checks, "v=spf1 +all")
     f.assert_finding("deliverability.spf.all", Status.FAIL, "RFC 7208 §5.1")
     bare = await spf(run_checks, "v=spf1 ip4:192.0.2.1 all")
     bare.assert_finding("deliverability.spf.all", Status.FAIL, "RFC 7208 §5.1")
 
 
-async def test_neutral_all_and_missing_all_warn(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_neutral_all_and_missing_all_warn(run_checks: RunChecks) -> None:
     f = await spf(run_checks, "v=spf1 ip4:192.0.2.1 ?all")
     f.assert_finding("deliverability.spf.all", Status.WARN, "RFC 7208 §5.1")
     g = await spf(run_checks, "v=spf1 ip4:192.0.2.1")
     g.assert_finding("deliverability.spf.all", Status.WARN, "RFC 7208 §4.7")
 
 
-async def test_softfail_all_passes(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_softfail_all_passes(run_checks: RunChecks) -> None:
     f = await spf(run_checks, "v=spf1 ip4:192.0.2.1 ~all")
     r = f.assert_finding("deliverability.spf.all", Status.PASS, "RFC 7208 §5.1")
     assert "softfail" in r.summary
 
 
-async def test_ptr_warns(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_ptr_warns(run_checks: RunChecks) -> None:
     f = await spf(run_checks, "v=spf1 ptr -all")
     f.assert_finding("deliverability.spf.ptr", Status.WARN, "RFC 7208 §5.5")
     assert f["deliverability.spf.lookup_limit"].data["lookups"] == 1
 
 
 # -- DNS faults ----------------------------------------------------------------------------
-async def test_servfail_on_the_domain_is_an_error_naming_it(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_servfail_on_the_domain_is_an_error_naming_it(run_checks: RunChecks) -> None:
     f = await run_checks(zone("v=spf1 -all"), servfail=["example.com"])
     r = f.assert_finding("deliverability.spf.record", Status.ERROR, "RFC 7208")
     assert "TXT example.com" in r.summary and "SERVFAIL" in r.summary
     assert r.blocks_launch
 
 
-async def test_timeout_in_an_include_is_an_error_not_a_pass(run_checks: RunChecks) -> None:  # noqa: F811
+async def test_timeout_in_an_include_is_an_error_not_a_pass(run_checks: RunChecks) -> None:
     f = await run_checks(zone("v=spf1 include:slow.example.com -all"), silent=["slow.example.com"])
     r = f.assert_finding("deliverability.spf.lookup_limit", Status.ERROR, "RFC 7208 §4.6.4")
     assert "slow.example.com" in r.summary
