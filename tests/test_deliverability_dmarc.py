@@ -37,7 +37,7 @@ async def dmarc(
 # -- discovery -----------------------------------------------------------------------------
 async def test_record_at_the_domain(run_checks: RunChecks) -> None:
     f = await dmarc(run_checks, "v=DMARC1; p=reject")
-    r = f.assert_finding("deliverability.dmarc.record", Status.PASS, "RFC 9989 §4.7")
+    r = f.assert_finding("deliverability.dmarc.record", Status.PASS, "RFC 9989 §4.10.1")
     assert r.found == "v=DMARC1; p=reject" and r.data["location"] == "_dmarc.example.com"
 
 
@@ -45,7 +45,7 @@ async def test_subdomain_falls_back_to_organizational_domain_and_uses_sp(
     run_checks: RunChecks,
 ) -> None:
     f = await dmarc(run_checks, "v=DMARC1; p=reject; sp=quarantine", domain="mail.example.com")
-    r = f.assert_finding("deliverability.dmarc.record", Status.PASS, "RFC 9989 §4.7")
+    r = f.assert_finding("deliverability.dmarc.record", Status.PASS, "RFC 9989 §4.10.1")
     assert "organizational domain at _dmarc.example.com" in r.summary
     p = f.assert_finding("deliverability.dmarc.policy", Status.PASS, "RFC 9989")
     assert "sp=quarantine inherited" in p.summary
@@ -53,14 +53,14 @@ async def test_subdomain_falls_back_to_organizational_domain_and_uses_sp(
 
 async def test_no_record_anywhere_fails(run_checks: RunChecks) -> None:
     f = await dmarc(run_checks, domain="mail.example.com")
-    r = f.assert_finding("deliverability.dmarc.record", Status.FAIL, "RFC 9989 §4.7")
+    r = f.assert_finding("deliverability.dmarc.record", Status.FAIL, "RFC 9989 §4.10.1")
     assert "_dmarc.mail.example.com, _dmarc.example.com, _dmarc.com" in r.summary
     assert f["deliverability.bulk_sender"].status is Status.FAIL
 
 
 async def test_multiple_records_mean_no_policy(run_checks: RunChecks) -> None:
     f = await dmarc(run_checks, "v=DMARC1; p=reject", "v=DMARC1; p=none")
-    f.assert_finding("deliverability.dmarc.record", Status.FAIL, "RFC 9989 §4.6")
+    f.assert_finding("deliverability.dmarc.record", Status.FAIL, "RFC 9989 §4.10")
 
 
 @pytest.mark.parametrize(
@@ -68,34 +68,43 @@ async def test_multiple_records_mean_no_policy(run_checks: RunChecks) -> None:
 )
 async def test_version_must_be_first_and_exact(run_checks: RunChecks, record: str) -> None:
     f = await dmarc(run_checks, record)
-    f.assert_finding("deliverability.dmarc.record", Status.FAIL, "RFC 9989 §5.3")
+    f.assert_finding("deliverability.dmarc.record", Status.FAIL, "RFC 9989 §4.7")
 
 
 # -- tags ----------------------------------------------------------------------------------
 async def test_policy_none_warns_but_meets_bulk_minimum(run_checks: RunChecks) -> None:
     f = await dmarc(run_checks, "v=DMARC1; p=none; rua=mailto:dmarc@example.com")
-    r = f.assert_finding("deliverability.dmarc.policy", Status.WARN, "RFC 9989 §5.3")
+    r = f.assert_finding("deliverability.dmarc.policy", Status.WARN, "RFC 9989 §4.7")
     assert "bulk-sender minimum" in r.summary and r.severity is Severity.ADVISORY
 
 
 @pytest.mark.parametrize("policy", ["quarantine", "reject", "REJECT"])
 async def test_quarantine_and_reject_pass(run_checks: RunChecks, policy: str) -> None:
     f = await dmarc(run_checks, f"v=DMARC1; p={policy}")
-    f.assert_finding("deliverability.dmarc.policy", Status.PASS, "RFC 9989 §5.3")
+    f.assert_finding("deliverability.dmarc.policy", Status.PASS, "RFC 9989 §4.7")
 
 
 async def test_missing_p_is_treated_as_none(run_checks: RunChecks) -> None:
     f = await dmarc(run_checks, "v=DMARC1; rua=mailto:dmarc@example.com")
-    r = f.assert_finding("deliverability.dmarc.policy", Status.WARN, "RFC 9989 §5.3")
+    r = f.assert_finding("deliverability.dmarc.policy", Status.WARN, "RFC 9989 §4.7")
     assert "no p tag" in r.summary
 
 
-async def test_invalid_values_fail_syntax(run_checks: RunChecks) -> None:
-    f = await dmarc(run_checks, "v=DMARC1; p=block; adkim=x; fo=2; pct=150")
-    r = f.assert_finding("deliverability.dmarc.syntax", Status.FAIL, "RFC 9989 §5.3")
-    for part in ("p=block", "adkim=x", "fo=2", "pct=150"):
+async def test_invalid_policy_fails_syntax_and_policy(run_checks: RunChecks) -> None:
+    f = await dmarc(run_checks, "v=DMARC1; p=block; rua=mailto:d@example.com")
+    r = f.assert_finding("deliverability.dmarc.syntax", Status.FAIL, "RFC 9989 §4.7")
+    assert "p=block" in r.summary
+    p = f.assert_finding("deliverability.dmarc.policy", Status.FAIL, "RFC 9989 §4.10.1")
+    assert "fall back to p=none" in p.summary
+
+
+async def test_invalid_other_values_are_ignored_with_a_warning(run_checks: RunChecks) -> None:
+    f = await dmarc(run_checks, "v=DMARC1; p=reject; adkim=x; fo=2; pct=150; rua=reports")
+    r = f.assert_finding("deliverability.dmarc.syntax", Status.WARN, "RFC 9989 §4.7")
+    for part in ("adkim=x", "fo=2", "pct=150", "'reports' is not a URI"):
         assert part in r.summary
-    f.assert_finding("deliverability.dmarc.policy", Status.FAIL, "RFC 9989 §4.7")
+    # adkim=x is read as the default, relaxed
+    f.assert_finding("deliverability.dmarc.alignment", Status.PASS, "RFC 9989 §4.4")
 
 
 async def test_duplicate_tag_fails(run_checks: RunChecks) -> None:
@@ -106,13 +115,13 @@ async def test_duplicate_tag_fails(run_checks: RunChecks) -> None:
 
 async def test_unknown_tag_is_ignored_with_a_warning(run_checks: RunChecks) -> None:
     f = await dmarc(run_checks, "v=DMARC1; p=reject; policy=reject")
-    r = f.assert_finding("deliverability.dmarc.syntax", Status.WARN, "RFC 9989 §5.3")
+    r = f.assert_finding("deliverability.dmarc.syntax", Status.WARN, "RFC 9989 §4.7")
     assert 'unknown tag "policy"' in r.summary
 
 
 async def test_pct_is_historic_and_warns(run_checks: RunChecks) -> None:
     f = await dmarc(run_checks, "v=DMARC1; p=quarantine; pct=25")
-    r = f.assert_finding("deliverability.dmarc.historic_tags", Status.WARN, "RFC 9989 §5.3")
+    r = f.assert_finding("deliverability.dmarc.historic_tags", Status.WARN, "RFC 9989 §4.7")
     assert "pct=25" in r.summary
     clean = await dmarc(run_checks, "v=DMARC1; p=quarantine")
     clean.assert_finding("deliverability.dmarc.historic_tags", Status.PASS, "RFC 9989")
@@ -120,7 +129,7 @@ async def test_pct_is_historic_and_warns(run_checks: RunChecks) -> None:
 
 async def test_testing_mode_warns(run_checks: RunChecks) -> None:
     f = await dmarc(run_checks, "v=DMARC1; p=reject; t=y")
-    f.assert_finding("deliverability.dmarc.policy", Status.WARN, "RFC 9989 §5.3")
+    f.assert_finding("deliverability.dmarc.policy", Status.WARN, "RFC 9989 §4.7")
 
 
 # -- external report destinations -----------------------------------------------------------

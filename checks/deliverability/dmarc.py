@@ -15,8 +15,10 @@
   sending subdomain (``cio<digits>.<domain>``), so DMARC can pass only with relaxed
   alignment (same organizational domain), unless the identifiers equal the From domain.
 
-Section numbers of RFC 9989 follow its published structure: §4.4 identifier alignment,
-§4.6 DNS Tree Walk, §4.7 policy discovery, §4.8 organizational domain, §5.3 record format.
+Section numbers of RFC 9989: §4.4 identifier alignment, §4.7 general record format (tags),
+§4.8 formal definition, §4.10 DNS Tree Walk, §4.10.1 policy discovery, §4.10.2
+organizational domain. Invalid values of tags other than p/sp/np are ignored by receivers
+in favour of the defaults (§4.7), so they warn; an invalid policy or a duplicate tag fails.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ _TAG_NAME = re.compile(r"^[A-Za-z]+$")
 
 
 def is_dmarc_record(text: str) -> bool:
-    """RFC 9989 §5.3: "v" first, value exactly "DMARC1"."""
+    """RFC 9989 §4.7: "v" first, value exactly "DMARC1"."""
     return bool(_VALID_START.match(text.strip()))
 
 
@@ -110,39 +112,42 @@ def parse_dmarc(text: str) -> DmarcRecord:
 
 def _check_value(record: DmarcRecord, key: str, value: str) -> None:
     low = value.lower()
+    ignored = "; receivers ignore it and use the default"
     if key in ("p", "sp", "np"):
         if low not in POLICIES:
             record.errors.append(f"{key}={value} is not one of none, quarantine, reject")
     elif key in ("adkim", "aspf"):
         if low not in ("r", "s"):
-            record.errors.append(f"{key}={value} must be r (relaxed) or s (strict)")
+            record.warnings.append(f"{key}={value} must be r (relaxed) or s (strict)" + ignored)
     elif key == "fo":
         if not all(opt.strip() in ("0", "1", "d", "s") for opt in low.split(":")):
-            record.errors.append(f"fo={value} must be a colon-separated list of 0, 1, d, s")
+            record.warnings.append(
+                f"fo={value} must be a colon-separated list of 0, 1, d, s" + ignored
+            )
     elif key == "psd":
         if low not in ("y", "n", "u"):
-            record.errors.append(f"psd={value} must be y, n or u")
+            record.warnings.append(f"psd={value} must be y, n or u" + ignored)
     elif key == "t":
         if low not in ("y", "n"):
-            record.errors.append(f"t={value} must be y or n")
+            record.warnings.append(f"t={value} must be y or n" + ignored)
     elif key == "pct":
         if not value.isdigit() or int(value) > 100:
-            record.errors.append(f"pct={value} must be a whole number from 0 to 100")
+            record.warnings.append(f"pct={value} must be a whole number from 0 to 100" + ignored)
     elif key == "ri":
         if not value.isdigit() or int(value) > 0xFFFFFFFF:
-            record.errors.append(f"ri={value} must be a number of seconds")
+            record.warnings.append(f"ri={value} must be a number of seconds" + ignored)
     elif key == "rf":
         if not all(fmt.strip().lower() == "afrf" for fmt in value.split(":")):
-            record.errors.append(f"rf={value}: the only report format is afrf")
+            record.warnings.append(f"rf={value}: the only report format is afrf" + ignored)
     elif key in ("rua", "ruf"):
         for uri in report_uris(value):
             scheme, colon, rest = uri.partition(":")
             if not colon or not re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*$", scheme) or not rest:
-                record.errors.append(
-                    f"{key}: {uri!r} is not a URI (use mailto:reports@example.com)"
+                record.warnings.append(
+                    f"{key}: {uri!r} is not a URI (use mailto:reports@example.com); receivers skip it"
                 )
             elif scheme.lower() == "mailto" and "@" not in rest:
-                record.errors.append(f"{key}: {uri!r} has no address")
+                record.warnings.append(f"{key}: {uri!r} has no address; receivers skip it")
             elif "!" in rest:
                 record.warnings.append(f"{key}: the size limit in {uri!r} is obsolete and ignored")
 
@@ -191,7 +196,7 @@ class OrgDomain:
 
 
 def organizational_domain(domain: str, steps: list[WalkStep]) -> OrgDomain:
-    """RFC 9989 §4.8 from a completed walk of ``domain``."""
+    """RFC 9989 §4.10.2 from a completed walk of ``domain``."""
     failures = [s.answer for s in steps if s.answer.outcome.is_failure]
     if failures:
         return OrgDomain(None, failures)
@@ -255,7 +260,7 @@ def _discover(ev: DmarcEvaluation) -> None:
     own = ev.steps[0]
     for step in ev.steps:
         if step.answer.outcome.is_failure:
-            ev.results.append(error_from(rid, title, step.answer, "RFC 9989 §4.6"))
+            ev.results.append(error_from(rid, title, step.answer, "RFC 9989 §4.10"))
             return
         if len(step.records) > 1:
             ev.results.append(
@@ -264,7 +269,7 @@ def _discover(ev: DmarcEvaluation) -> None:
                     title,
                     Status.FAIL,
                     f"{len(step.records)} DMARC records at _dmarc.{step.domain}: receivers discard them all, so no DMARC policy applies.",
-                    rule="RFC 9989 §4.6",
+                    rule="RFC 9989 §4.10",
                     found=" | ".join(step.records),
                     fix=f"Keep exactly one TXT record starting with v=DMARC1 at _dmarc.{step.domain}.",
                 )
@@ -277,7 +282,7 @@ def _discover(ev: DmarcEvaluation) -> None:
                     title,
                     Status.FAIL,
                     f'The TXT record at _dmarc.{step.domain} is not a DMARC record: it must start with "v=DMARC1" exactly (case-sensitive, first tag), so receivers ignore it.',
-                    rule="RFC 9989 §5.3",
+                    rule="RFC 9989 §4.7, §4.8",
                     found=" | ".join(step.near_misses),
                     fix=f'Rewrite it to start with "v=DMARC1; p=..." at _dmarc.{step.domain}.',
                 )
@@ -295,7 +300,7 @@ def _discover(ev: DmarcEvaluation) -> None:
                 title,
                 Status.FAIL,
                 f"No DMARC record applies to {ev.domain} (looked at {names}).",
-                rule="RFC 9989 §4.7",
+                rule="RFC 9989 §4.10.1",
                 fix=f'Publish TXT at _dmarc.{ev.domain}: "v=DMARC1; p=none; rua=mailto:dmarc@{ev.domain}" and move to p=quarantine once reports are clean (Gmail/Yahoo require at least p=none for bulk senders).',
             )
         )
@@ -310,7 +315,7 @@ def _discover(ev: DmarcEvaluation) -> None:
             title,
             Status.PASS,
             summary,
-            rule="RFC 9989 §4.7",
+            rule="RFC 9989 §4.10.1",
             found=ev.record.text,
             data={"location": f"_dmarc.{ev.location}"},
         )
@@ -328,7 +333,7 @@ def _syntax(ev: DmarcEvaluation) -> None:
                 title,
                 Status.FAIL,
                 "DMARC record errors: " + "; ".join(rec.errors) + ".",
-                rule="RFC 9989 §5.3, RFC 6376 §3.2",
+                rule="RFC 9989 §4.7, §4.8, RFC 6376 §3.2",
                 found=rec.text,
                 fix="Correct the tags listed; an invalid p/sp/np or duplicate tag makes receivers ignore the policy.",
             )
@@ -343,7 +348,7 @@ def _syntax(ev: DmarcEvaluation) -> None:
                 title,
                 Status.WARN,
                 "DMARC record: " + "; ".join(notes) + ".",
-                rule="RFC 9989 §5.3",
+                rule="RFC 9989 §4.7",
                 found=rec.text,
                 fix="Remove or correct the tags listed (check for typos in tag names).",
             )
@@ -355,7 +360,7 @@ def _syntax(ev: DmarcEvaluation) -> None:
                 title,
                 Status.PASS,
                 "Every DMARC tag is well-formed.",
-                rule="RFC 9989 §5.3",
+                rule="RFC 9989 §4.7",
                 found=rec.text,
             )
         )
@@ -374,7 +379,7 @@ def _policy(ev: DmarcEvaluation) -> None:
     if tag == "p" and "p" not in rec.tags:
         policy = "none"
     if policy is None:
-        # RFC 9989 §4.7: an invalid p with a valid rua is treated as p=none; else no DMARC.
+        # RFC 9989 §4.10.1: an invalid p with a valid rua is treated as p=none; else no DMARC.
         valid_rua = any(mailto_domain(u) for u in report_uris(rec.tags.get("rua", "")))
         ev.effective_policy = "none" if valid_rua else None
         ev.results.append(
@@ -384,7 +389,7 @@ def _policy(ev: DmarcEvaluation) -> None:
                 Status.FAIL,
                 f"{tag}={rec.tags.get(tag)} is not a valid policy; receivers "
                 + ("fall back to p=none." if valid_rua else "apply no DMARC at all."),
-                rule="RFC 9989 §4.7",
+                rule="RFC 9989 §4.10.1",
                 found=rec.text,
                 fix=f"Set {tag}= to none, quarantine or reject.",
             )
@@ -400,7 +405,7 @@ def _policy(ev: DmarcEvaluation) -> None:
                 title,
                 Status.WARN,
                 f"Policy {where}{'' if 'p' in rec.tags or tag != 'p' else ' (no p tag)'}: meets the Gmail/Yahoo bulk-sender minimum but tells receivers to do nothing with spoofed mail.",
-                rule="RFC 9989 §5.3",
+                rule="RFC 9989 §4.7",
                 found=rec.text,
                 severity=Severity.ADVISORY,
                 fix="Once aggregate reports show Customer.io and your other senders aligned, move to p=quarantine, then p=reject.",
@@ -413,7 +418,7 @@ def _policy(ev: DmarcEvaluation) -> None:
                 title,
                 Status.WARN,
                 f"Policy {where} but t=y asks receivers not to apply it (testing mode).",
-                rule="RFC 9989 §5.3",
+                rule="RFC 9989 §4.7",
                 found=rec.text,
                 severity=Severity.ADVISORY,
                 fix="Remove t=y when the reports look clean so the policy is enforced.",
@@ -422,7 +427,7 @@ def _policy(ev: DmarcEvaluation) -> None:
     else:
         ev.results.append(
             finding(
-                rid, title, Status.PASS, f"Policy {where}.", rule="RFC 9989 §5.3", found=rec.text
+                rid, title, Status.PASS, f"Policy {where}.", rule="RFC 9989 §4.7", found=rec.text
             )
         )
 
@@ -434,7 +439,7 @@ def _historic(ev: DmarcEvaluation) -> None:
     if not present:
         ev.results.append(
             finding(
-                rid, title, Status.PASS, "No historic tags (pct, rf, ri).", rule="RFC 9989 §5.3"
+                rid, title, Status.PASS, "No historic tags (pct, rf, ri).", rule="RFC 9989 §4.7"
             )
         )
         return
@@ -448,7 +453,7 @@ def _historic(ev: DmarcEvaluation) -> None:
             title,
             Status.WARN,
             f"Historic tag(s) {', '.join(present)}: removed by RFC 9989 and ignored by receivers that follow it.{extra}",
-            rule="RFC 9989 §5.3 (pct, rf, ri historic; RFC 7489 §6.3)",
+            rule="RFC 9989 §4.7 (pct, rf, ri removed), RFC 7489 §6.3",
             found=ev.record.text,
             severity=Severity.ADVISORY,
             fix="Remove "
@@ -543,8 +548,9 @@ async def _alignment(ev: DmarcEvaluation, resolver: Resolver, ids: AlignmentIden
     assert ev.record is not None
     rid, title = "deliverability.dmarc.alignment", "DMARC alignment for Customer.io mail"
     rec = ev.record
-    adkim = rec.tags.get("adkim", "r").lower()
-    aspf = rec.tags.get("aspf", "r").lower()
+    # an invalid value is ignored in favour of the default, relaxed (RFC 9989 §4.7)
+    adkim = "s" if rec.tags.get("adkim", "r").lower() == "s" else "r"
+    aspf = "s" if rec.tags.get("aspf", "r").lower() == "s" else "r"
     # Customer.io's identifiers: configured, or its documented default (a subdomain).
     placeholder = f"cio<digits>.{ev.domain}"
     spf_id = normalize_name(ids.return_path_domain) if ids.return_path_domain else None
@@ -597,7 +603,7 @@ async def _alignment(ev: DmarcEvaluation, resolver: Resolver, ids: AlignmentIden
                 "Could not determine the organizational domains: "
                 + "; ".join(a.describe_failure() for a in unknown)
                 + ".",
-                rule="RFC 9989 §4.8",
+                rule="RFC 9989 §4.10.2",
                 fix="Retry; check the DNS servers for the names listed.",
             )
         )
