@@ -108,3 +108,9 @@ async def test_distinct_questions_run_concurrently(dns_server: DnsTestServer) ->
     assert c.stats.query_count == 10
     assert c.stats.total_latency > 0.9
     assert elapsed < 0.5  # ten 100 ms answers in parallel, not in sequence
+
+
+async def test_unreachable_nameserver_name_is_an_error_answer_not_an_exception() -> None:
+    c = DnsClient([("no-such-host.invalid", 53)], timeout=TEST_TIMEOUT)
+    answer = await c.query("example.com", "TXT")
+    assert answer.outcome is Outcome.ERROR and answer.name == "example.com"

@@ -93,30 +93,40 @@ class DnsClient:
         self._cache: dict[tuple[str, str], asyncio.Future[DnsAnswer]] = {}
         self._resolver: dns.asyncresolver.Resolver | None = None
         self._resolver_lock = asyncio.Lock()
+        self._resolver_error: Exception | None = None
 
     # -- resolver set-up -------------------------------------------------------------
     async def _get_resolver(self) -> dns.asyncresolver.Resolver:
         if self._resolver is not None:
             return self._resolver
         async with self._resolver_lock:
+            if self._resolver_error is not None:
+                raise self._resolver_error
             if self._resolver is None:
-                if self._nameserver_spec:
-                    resolver = dns.asyncresolver.Resolver(configure=False)
-                    resolver.nameservers = [
-                        dns.nameserver.Do53Nameserver(address, port=port)
-                        for host, port in self._nameserver_spec
-                        for address in await _addresses(host)
-                    ]
-                else:
-                    resolver = dns.asyncresolver.Resolver()
-                resolver.timeout = self.timeout
-                resolver.lifetime = self.timeout * self.attempts
-                resolver.retry_servfail = False
-                resolver.cache = None
-                # EDNS0 with the payload size DNS flag day 2020 recommends.
-                resolver.use_edns(0, 0, 1232)
-                self._resolver = resolver
+                try:
+                    self._resolver = await self._build_resolver()
+                except Exception as exc:  # remembered: one failure, not one per query
+                    self._resolver_error = exc
+                    raise
         return self._resolver
+
+    async def _build_resolver(self) -> dns.asyncresolver.Resolver:
+        if self._nameserver_spec:
+            resolver = dns.asyncresolver.Resolver(configure=False)
+            resolver.nameservers = [
+                dns.nameserver.Do53Nameserver(address, port=port)
+                for host, port in self._nameserver_spec
+                for address in await _addresses(host)
+            ]
+        else:
+            resolver = dns.asyncresolver.Resolver()  # /etc/resolv.conf
+        resolver.timeout = self.timeout
+        resolver.lifetime = self.timeout * self.attempts
+        resolver.retry_servfail = False
+        resolver.cache = None  # this client caches per run itself
+        # EDNS0 with the payload size DNS flag day 2020 recommends.
+        resolver.use_edns(0, 0, 1232)
+        return resolver
 
     # -- the Resolver protocol ---------------------------------------------------------
     async def query(self, name: str, rdtype: str) -> DnsAnswer:
@@ -147,9 +157,9 @@ class DnsClient:
         )
 
     async def _resolve_once(self, name: str, rdtype: str) -> DnsAnswer:
-        resolver = await self._get_resolver()
         started = time.perf_counter()
         try:
+            resolver = await self._get_resolver()
             answer = await self._ask(resolver, name, rdtype)
         except Exception as exc:  # the protocol promises an answer, never an exception
             answer = DnsAnswer(name, rdtype, Outcome.ERROR, detail=type(exc).__name__)
