@@ -171,7 +171,10 @@ def to_json(run: DeliverabilityRun) -> dict[str, object]:
 def render_text(run: DeliverabilityRun) -> str:
     lines = [f"Deliverability of {run.domain}", ""]
     for r in run.results:
-        lines.append(f"[{ICONS[r.status]:5}] {r.id}: {r.summary}")
+        advisory = (
+            " (advisory)" if r.status in (Status.FAIL, Status.ERROR) and not r.blocks_launch else ""
+        )
+        lines.append(f"[{ICONS[r.status]:5}] {r.id}: {r.summary}{advisory}")
         if r.status is not Status.PASS:
             if r.rule:
                 lines.append(f"        rule:  {r.rule}")

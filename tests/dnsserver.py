@@ -12,7 +12,7 @@ zone (it chases CNAMEs across all the data it holds), and answers like a real se
   back empty with the TC bit set, so the client retries over TCP;
 - an optional delay before every answer (``delay`` seconds).
 
-Zones are plain dicts: ``{"example.com": {"TXT": ["v=spf1 -all"], "MX": ["10 mx.example.com."]}}``.
+Zones are plain dicts (or master-file text with absolute names): ``{"example.com": {"TXT": ["v=spf1 -all"], "MX": ["10 mx.example.com."]}}``.
 TXT values are Python strings (split into 255-byte character-strings when longer) or
 tuples/lists of strings (several character-strings in one record); other types use zone
 file syntax. Names are absolute, with or without the trailing dot.
@@ -37,6 +37,7 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
+import dns.zone
 
 Zone = Mapping[str, Mapping[str, Iterable[Any]]]
 TTL = 300
@@ -78,9 +79,14 @@ class DnsTestServer:
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     # -- data --------------------------------------------------------------------------
-    def load(self, zone: Zone, *, servfail: Iterable[str] = (), silent: Iterable[str] = ()) -> None:
-        """Replace everything served with ``zone``."""
+    def load(
+        self, zone: Zone | str, *, servfail: Iterable[str] = (), silent: Iterable[str] = ()
+    ) -> None:
+        """Replace everything served with ``zone`` (a dict, or master-file text)."""
         self.zones = {}
+        if isinstance(zone, str):
+            self._load_text(zone)
+            zone = {}
         for name, types in zone.items():
             node = self.zones.setdefault(_norm(name), {})
             for type_text, values in types.items():
@@ -95,6 +101,16 @@ class DnsTestServer:
         self.servfail = {_norm(n) for n in servfail}
         self.silent = {_norm(n) for n in silent}
         self.log.clear()
+
+    def _load_text(self, text: str) -> None:
+        """Master-file text with absolute names, e.g. ``example.com. 300 IN TXT "v=spf1 -all"``."""
+        parsed = dns.zone.from_text(
+            text, origin=dns.name.root, relativize=False, check_origin=False
+        )
+        for name, node in parsed.nodes.items():
+            target = self.zones.setdefault(_norm(name.to_text()), {})
+            for rdataset in node.rdatasets:
+                target.setdefault(rdataset.rdtype, []).extend(rdataset)
 
     def _exists(self, name: str) -> bool:
         if name in self.zones:

@@ -114,3 +114,18 @@ async def test_unreachable_nameserver_name_is_an_error_answer_not_an_exception()
     c = DnsClient([("no-such-host.invalid", 53)], timeout=TEST_TIMEOUT)
     answer = await c.query("example.com", "TXT")
     assert answer.outcome is Outcome.ERROR and answer.name == "example.com"
+
+
+async def test_zone_as_master_file_text(dns_server: DnsTestServer) -> None:
+    dns_server.load(
+        """
+example.org. 300 IN TXT "v=spf1 " "-all"
+example.org. 300 IN MX 10 mx.example.org.
+www.example.org. 300 IN CNAME example.org.
+"""
+    )
+    c = client(dns_server)
+    txt = await c.query("www.example.org", "TXT")
+    assert txt.outcome is Outcome.FOUND and txt.txt[0].text == "v=spf1 -all"
+    assert txt.cname_chain == ("example.org",)
+    assert (await c.query("example.org", "AAAA")).outcome is Outcome.NODATA

@@ -292,6 +292,7 @@ async def evaluate_dkim(
             )
         )
         return ev
+    selectors = list(dict.fromkeys(selectors))  # each selector once, in the order given
     names = [selector_name(s, domain) for s in selectors]
     answers = await asyncio.gather(*(resolver.query(n, "TXT") for n in names))
     for selector, name, answer in zip(selectors, names, answers, strict=True):

@@ -628,7 +628,12 @@ async def _alignment(ev: DmarcEvaluation, resolver: Resolver, ids: AlignmentIden
                 rid,
                 title,
                 Status.PASS,
-                f"Customer.io's DKIM and return-path domains can align with {ev.domain} (adkim={adkim}, aspf={aspf}).",
+                f"Customer.io's DKIM and return-path domains can align with {ev.domain} (adkim={adkim}, aspf={aspf})"
+                + (
+                    "."
+                    if spf_id and dkim_id
+                    else f", assuming its default sending subdomain {placeholder} (set [deliverability] return_path_domain to check the real one)."
+                ),
                 rule="RFC 9989 §4.4",
                 found=found,
                 detail=detail,
