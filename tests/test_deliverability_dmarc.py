@@ -111,6 +111,8 @@ async def test_duplicate_tag_fails(run_checks: RunChecks) -> None:
     f = await dmarc(run_checks, "v=DMARC1; p=reject; p=none")
     r = f.assert_finding("deliverability.dmarc.syntax", Status.FAIL, "RFC 6376 §3.2")
     assert 'tag "p" appears more than once' in r.summary
+    bulk = f.assert_finding("deliverability.bulk_sender", Status.FAIL, "Gmail/Yahoo")
+    assert "DMARC" in bulk.summary
 
 
 async def test_unknown_tag_is_ignored_with_a_warning(run_checks: RunChecks) -> None:

@@ -267,3 +267,7 @@ async def test_timeout_in_an_include_is_an_error_not_a_pass(run_checks: RunCheck
     assert "slow.example.com" in r.summary
     f.assert_finding("deliverability.spf.include_targets", Status.ERROR, "RFC 7208 §5.2")
     assert "timed out" in r.detail
+    # what hides in the unread include can be neither passed nor failed
+    f.assert_finding("deliverability.spf.mx_limit", Status.ERROR, "RFC 7208 §4.6.4")
+    f.assert_finding("deliverability.spf.loop", Status.ERROR, "RFC 7208 §4.6.4")
+    assert "could be read" in f["deliverability.spf.syntax"].summary

@@ -65,7 +65,9 @@ async def check_domain(
         return_path_domain=expected.return_path_domain if expected else None,
         dkim_domain=(expected.dkim_domain or expected.return_path_domain) if expected else None,
     )
-    dkim_domain = (expected.dkim_domain if expected else None) or domain
+    # DKIM keys live under the signing domain: configured, else Customer.io's sending
+    # subdomain (return path) when configured, else the sending domain itself.
+    dkim_domain = identifiers.dkim_domain or domain
     spf, dmarc, dkim, rp = await asyncio.gather(
         evaluate_spf(domain, resolver),
         evaluate_dmarc(domain, resolver, identifiers),
@@ -104,7 +106,17 @@ def bulk_sender_summary(
     dmarc_errors = any(
         r.status is Status.ERROR and r.id == "deliverability.dmarc.record" for r in dmarc.results
     )
-    items["DMARC p=none or stronger"] = None if dmarc_errors else dmarc.applies
+    dmarc_failed = any(
+        r.status is Status.FAIL
+        for r in dmarc.results
+        if r.id
+        in (
+            "deliverability.dmarc.record",
+            "deliverability.dmarc.syntax",
+            "deliverability.dmarc.policy",
+        )
+    )
+    items["DMARC p=none or stronger"] = None if dmarc_errors else dmarc.applies and not dmarc_failed
     alignment = next((r for r in dmarc.results if r.id == "deliverability.dmarc.alignment"), None)
     if alignment is None:
         items["aligned From possible"] = None if dmarc_errors else False

@@ -15,7 +15,9 @@ guessed. They come from the ``[deliverability]`` table of the ``CIO_CONFIG`` TOM
     return_path_spf_include = "mailgun.org"
     # the MX host(s) Customer.io asks you to publish there (string or list)
     return_path_mx = ["mxa.mailgun.org", "mxb.mailgun.org"]
-    # optional: the DKIM signing domain (d=) when it is not the sending domain
+    # optional: the DKIM signing domain (d=) under which the selectors are looked up;
+    # default: return_path_domain when set (Customer.io keeps its DKIM key at
+    # <selector>._domainkey.cio<digits>.<domain>), else the sending domain
     dkim_domain = "cio12345.example.com"
 
 Without ``return_path_domain`` the return-path checks are skipped (status ``skip``).
@@ -31,7 +33,7 @@ from typing import Any
 from checks.base import CheckResult, Status
 from checks.deliverability.dnstypes import Outcome, Resolver, normalize_name
 from checks.deliverability.findings import error_from, finding
-from checks.deliverability.spf import SpfEvaluation, evaluate_spf, spf_includes
+from checks.deliverability.spf import SpfEvaluation, evaluate_spf
 
 TOML_KEYS = ("return_path_domain", "return_path_spf_include", "return_path_mx", "dkim_domain")
 
@@ -164,13 +166,8 @@ def _spf_finding(
             rule=errors[0].rule,
             fix=errors[0].fix,
         )
-    includes = set(spf_includes(spf.root))
-    direct = (
-        {t.target.lower() for t in spf.root.parsed.mechanisms("include") if t.target}
-        if spf.root
-        else set()
-    )
-    missing = [i for i in expected.spf_includes if i not in includes and i not in direct]
+    includes = spf.include_targets
+    missing = [i for i in expected.spf_includes if i not in includes]
     if missing:
         return finding(
             rid,

@@ -11,7 +11,10 @@ This is a static check of what is published, not an evaluation for one sender IP
 every term is counted (the worst case a receiver can meet). Terms whose target holds a
 macro (``exists:%{i}.example.com``) are counted but cannot be resolved without a message.
 The address lookups that follow an ``mx`` (one per MX name) are not made; the limit that
-governs them (10 names) is checked on the MX answer.
+governs them (10 names) is checked on the MX answer. ``a`` and ``exists`` are looked up
+as A records (an IPv4 sender's view; Customer.io sends over IPv4), so a name with only
+AAAA records counts as a void lookup. When a lookup fails (SERVFAIL, timeout) the
+findings that depend on the unread part of the tree are ``error``, never ``pass``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from checks.base import CheckResult, Status
@@ -274,15 +276,6 @@ class SpfEvaluation:
     results: list[CheckResult] = field(default_factory=list)
 
     @property
-    def valid(self) -> bool:
-        """An SPF record that evaluates without permerror (and we could read all of it)."""
-        return self.root is not None and not any(
-            r.status in (Status.FAIL, Status.ERROR)
-            for r in self.results
-            if r.id != "deliverability.spf.all"
-        )
-
-    @property
     def published(self) -> bool:
         return self.root is not None
 
@@ -453,6 +446,9 @@ def _summarize(ev: SpfEvaluation) -> None:
     d = ev.domain
     complete = not ev.dns_failures
     failed_names = ", ".join(sorted({a.name for a in ev.dns_failures}))
+    read_part = (
+        "" if complete else f" in the records that could be read (DNS failed for {failed_names})"
+    )
 
     def incomplete(rid: str, title: str, rule: str) -> CheckResult:
         return finding(
@@ -486,7 +482,7 @@ def _summarize(ev: SpfEvaluation) -> None:
                 rid,
                 title,
                 Status.PASS,
-                "Every SPF term in the tree is well-formed.",
+                "Every SPF term in the tree is well-formed" + read_part + ".",
                 rule="RFC 7208 §4.6.1, §12",
                 found=ev.root.record,
             )
@@ -600,6 +596,8 @@ def _summarize(ev: SpfEvaluation) -> None:
                 fix="Replace the mx term with ip4/ip6 ranges of the hosts that actually send, or an include of the provider's SPF record.",
             )
         )
+    elif not complete:
+        ev.results.append(incomplete(rid, title, "RFC 7208 §4.6.4"))
     else:
         ev.results.append(
             finding(
@@ -655,6 +653,8 @@ def _summarize(ev: SpfEvaluation) -> None:
                 fix="Break the loop: a record must not include or redirect to itself or to a record that leads back to it.",
             )
         )
+    elif not complete:
+        ev.results.append(incomplete(rid, title, "RFC 7208 §4.6.4, §5.2"))
     else:
         ev.results.append(
             finding(
@@ -703,7 +703,7 @@ def _summarize(ev: SpfEvaluation) -> None:
                 rid,
                 title,
                 Status.PASS,
-                "Modifiers are used correctly.",
+                "Modifiers are used correctly" + read_part + ".",
                 rule="RFC 7208 §6",
                 detail=f"Unknown modifiers (ignored by receivers): {detail}" if detail else "",
             )
@@ -727,7 +727,9 @@ def _summarize(ev: SpfEvaluation) -> None:
         )
     else:
         ev.results.append(
-            finding(rid, title, Status.PASS, "No ptr mechanism.", rule="RFC 7208 §5.5")
+            finding(
+                rid, title, Status.PASS, "No ptr mechanism" + read_part + ".", rule="RFC 7208 §5.5"
+            )
         )
 
     # all
@@ -788,14 +790,3 @@ def _summarize(ev: SpfEvaluation) -> None:
 
 async def check_spf(domain: str, resolver: Resolver) -> list[CheckResult]:
     return (await evaluate_spf(domain, resolver)).results
-
-
-def spf_includes(node: SpfNode | None) -> Sequence[str]:
-    """Every include/redirect target reachable from ``node``, in tree order."""
-    if node is None:
-        return []
-    out: list[str] = []
-    for child in node.children:
-        out.append(child.domain)
-        out.extend(spf_includes(child))
-    return out
