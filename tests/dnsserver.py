@@ -6,7 +6,8 @@ zone (it chases CNAMEs across all the data it holds), and answers like a real se
 - NXDOMAIN for a name that does not exist; NODATA (NOERROR, empty answer, SOA in the
   authority section) for a name that exists (or is an empty non-terminal) without the
   type asked for;
-- CNAMEs chased within its data; a dangling CNAME ends in NXDOMAIN;
+- CNAMEs chased within its data (or not, with ``chase_cnames=False``); a dangling CNAME
+  ends in NXDOMAIN;
 - SERVFAIL for names listed in ``servfail``; no answer at all for names in ``silent``;
 - over UDP, an answer larger than the client's EDNS payload size (512 without EDNS) comes
   back empty with the TC bit set, so the client retries over TCP;
@@ -70,6 +71,9 @@ class DnsTestServer:
     servfail: set[str] = field(default_factory=set)
     silent: set[str] = field(default_factory=set)
     delay: float = 0.0
+    #: False: answer like an authoritative-only server, which returns a CNAME without
+    #: chasing it, so the client has to ask for the target itself
+    chase_cnames: bool = True
     host: str = "127.0.0.1"
     port: int = 0
     log: list[LoggedQuery] = field(default_factory=list)
@@ -151,6 +155,8 @@ class DnsTestServer:
             if dns.rdatatype.CNAME in node and rdtype != dns.rdatatype.CNAME:
                 cname = node[dns.rdatatype.CNAME]
                 response.answer.append(self._rrset(name, dns.rdatatype.CNAME, cname))
+                if not self.chase_cnames:
+                    return response
                 name = _norm(cname[0].target.to_text())
                 continue
             if not self._exists(name):

@@ -129,3 +129,19 @@ www.example.org. 300 IN CNAME example.org.
     assert txt.outcome is Outcome.FOUND and txt.txt[0].text == "v=spf1 -all"
     assert txt.cname_chain == ("example.org",)
     assert (await c.query("example.org", "AAAA")).outcome is Outcome.NODATA
+
+
+async def test_cname_from_a_non_chasing_server_is_followed_by_the_client(
+    dns_server: DnsTestServer,
+) -> None:
+    dns_server.load(ZONE)
+    dns_server.chase_cnames = False
+    c = client(dns_server)
+    answer = await c.query("alias2.example.com", "TXT")
+    assert answer.outcome is Outcome.FOUND and answer.name == "alias2.example.com"
+    assert answer.cname_chain == ("alias.example.com", "example.com")
+    assert [q.name for q in dns_server.log] == [
+        "alias2.example.com",
+        "alias.example.com",
+        "example.com",
+    ]
