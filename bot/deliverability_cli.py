@@ -87,6 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(
     argv: list[str], *, env: Mapping[str, str] | None = None, out: TextIO | None = None
 ) -> int:
+    """Synchronous entry point (runs its own event loop)."""
+    return asyncio.run(run_cli(argv, env=env, out=out))
+
+
+async def run_cli(
+    argv: Sequence[str], *, env: Mapping[str, str] | None = None, out: TextIO | None = None
+) -> int:
+    """The command, for callers that already run an event loop (``cio-bot``'s ``main``)."""
     out = out or sys.stdout
     args_in = list(argv)
     if args_in[:2] == ["check", "deliverability"]:
@@ -123,14 +131,12 @@ def main(
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    run = asyncio.run(
-        run_deliverability(
-            domain,
-            dkim_selectors=selectors,
-            nameservers=nameservers,
-            expected=expected,
-            timeout=args.timeout,
-        )
+    run = await run_deliverability(
+        domain,
+        dkim_selectors=selectors,
+        nameservers=nameservers,
+        expected=expected,
+        timeout=args.timeout,
     )
     go = is_go(run.results)
     if args.format == "json":

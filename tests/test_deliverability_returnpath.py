@@ -224,3 +224,27 @@ def test_cli_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture
     code, _ = cli(argv)
     assert code == 2
     assert capsys.readouterr().err
+
+
+async def test_cli_runs_inside_an_existing_event_loop(dns_server: DnsTestServer) -> None:
+    from bot.deliverability_cli import run_cli
+
+    dns_server.load(good_zone())
+    out = io.StringIO()
+    code = await run_cli(
+        [
+            "--domain",
+            "example.com",
+            "--nameserver",
+            f"127.0.0.1:{dns_server.port}",
+            "--format",
+            "json",
+        ],
+        env={"CIO_DKIM_SELECTORS": "krs._domainkey.cio123.example.com"},
+        out=out,
+    )
+    doc = json.loads(out.getvalue())
+    assert code == 0 and doc["verdict"] == "go"
+    assert any(
+        r["id"] == "deliverability.dkim.krs" and r["status"] == "pass" for r in doc["results"]
+    )
