@@ -180,9 +180,7 @@ class Settings:
             value = get(name)
             return Secret(value) if value else None
 
-        def url(
-            name: str, default: str | None = None, *, trailing_slash: bool = False
-        ) -> str | None:
+        def url(name: str, default: str | None = None, *, trailing_slash: bool = False) -> str | None:
             value = get(name)
             if value is None:
                 return default
@@ -244,9 +242,7 @@ class Settings:
         if region not in REGION_URLS:
             raise ConfigError(f"CUSTOMERIO_REGION must be 'us' or 'eu', got {region!r}.")
 
-        selectors = tuple(
-            s.strip() for s in (get("CIO_DKIM_SELECTORS") or "").split(",") if s.strip()
-        )
+        selectors = tuple(s.strip() for s in (get("CIO_DKIM_SELECTORS") or "").split(",") if s.strip())
         nameservers = tuple(
             parse_nameserver(item.strip(), "CIO_DNS_NAMESERVERS")
             for item in (get("CIO_DNS_NAMESERVERS") or "").split(",")
@@ -256,9 +252,7 @@ class Settings:
         domain = get("CIO_SENDING_DOMAIN")
         if domain is not None:
             domain = domain.lower().rstrip(".")
-            if not re.match(
-                r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", domain
-            ):
+            if not re.match(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", domain):
                 raise ConfigError(
                     f"CIO_SENDING_DOMAIN must be a domain name such as mail.example.com, got {domain!r}."
                 )

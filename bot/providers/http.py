@@ -142,11 +142,7 @@ class HTTPProvider:
             body = response.json()
         except ValueError:
             text = response.text.strip()
-            return (
-                (text[:200] or response.reason_phrase)
-                if "<html" not in text[:200].lower()
-                else response.reason_phrase
-            )
+            return (text[:200] or response.reason_phrase) if "<html" not in text[:200].lower() else response.reason_phrase
         if isinstance(body, dict):
             for key in ("message", "error", "detail"):
                 if isinstance(body.get(key), str):
@@ -185,38 +181,23 @@ class HTTPProvider:
                     await self._sleep(self._backoff(attempt))
                     continue
                 raise ProviderTimeout(
-                    self.name,
-                    method,
-                    label,
-                    "no answer before the timeout"
-                    + ("" if idempotent else "; the outcome is unknown"),
+                    self.name, method, label,
+                    "no answer before the timeout" + ("" if idempotent else "; the outcome is unknown"),
                     attempts=attempt,
                 ) from None
             except httpx.TransportError as exc:
                 # connection refused / reset before an answer: nothing was applied for a
                 # refused connection, but a reset mid-request could have been, so only
                 # idempotent requests are retried.
-                if (
-                    idempotent or isinstance(exc, httpx.ConnectError)
-                ) and attempt < self.retry.attempts:
+                if (idempotent or isinstance(exc, httpx.ConnectError)) and attempt < self.retry.attempts:
                     await self._sleep(self._backoff(attempt))
                     continue
                 raise ProviderError(
-                    self.name,
-                    method,
-                    label,
-                    f"could not reach the service ({type(exc).__name__})",
+                    self.name, method, label, f"could not reach the service ({type(exc).__name__})",
                     attempts=attempt,
                 ) from None
             elapsed = time.perf_counter() - started
-            log.debug(
-                "%s %s %s -> %s in %.0f ms",
-                self.name,
-                method,
-                label,
-                response.status_code,
-                elapsed * 1000,
-            )
+            log.debug("%s %s %s -> %s in %.0f ms", self.name, method, label, response.status_code, elapsed * 1000)
             if response.status_code in expect:
                 return response
             if response.status_code in RETRY_STATUSES and attempt < self.retry.attempts:
@@ -228,9 +209,7 @@ class HTTPProvider:
                     continue
             raise self.make_error(method, label, response, attempt)
 
-    def make_error(
-        self, method: str, label: str, response: httpx.Response, attempts: int
-    ) -> ProviderError:
+    def make_error(self, method: str, label: str, response: httpx.Response, attempts: int) -> ProviderError:
         body: Any
         try:
             body = response.json()

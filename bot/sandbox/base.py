@@ -102,20 +102,14 @@ class FakeServer:
         delay: float = 0.0,
     ) -> Fault:
         """Make the next ``times`` requests whose path matches the regex ``path`` fail."""
-        fault = Fault(
-            re.compile(path), method, status, dict(headers or {}), body, hang, delay, times
-        )
+        fault = Fault(re.compile(path), method, status, dict(headers or {}), body, hang, delay, times)
         self.faults.append(fault)
         return fault
 
-    def rate_limit(
-        self, path: str = "", *, retry_after: float = 1, times: int = 1, **headers: str
-    ) -> Fault:
+    def rate_limit(self, path: str = "", *, retry_after: float = 1, times: int = 1, **headers: str) -> Fault:
         hdrs = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
         hdrs.update(headers)
-        return self.fail(
-            path, status=429, times=times, headers=hdrs, body={"message": "rate limited"}
-        )
+        return self.fail(path, status=429, times=times, headers=hdrs, body={"message": "rate limited"})
 
     def clear_faults(self) -> None:
         self.faults.clear()
@@ -124,9 +118,7 @@ class FakeServer:
     def calls(self, path: str = "", method: str | None = None) -> list[Recorded]:
         rx = re.compile(path)
         return [
-            r
-            for r in self.requests
-            if rx.search(r.path) and (method is None or r.method == method.upper())
+            r for r in self.requests if rx.search(r.path) and (method is None or r.method == method.upper())
         ]
 
     @web.middleware
@@ -148,8 +140,6 @@ class FakeServer:
                 await asyncio.sleep(fault.delay)
             if fault.hang:
                 await asyncio.sleep(3600)
-            payload = (
-                fault.body if fault.body is not None else {"message": f"injected {fault.status}"}
-            )
+            payload = fault.body if fault.body is not None else {"message": f"injected {fault.status}"}
             return web.json_response(payload, status=fault.status, headers=fault.headers)
         return await handler(request)

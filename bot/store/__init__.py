@@ -91,9 +91,7 @@ class Store:
         return applied
 
     def schema_versions(self) -> dict[str, int]:
-        return {
-            r["domain"]: r["version"] for r in self.conn.execute("SELECT * FROM schema_versions")
-        }
+        return {r["domain"]: r["version"] for r in self.conn.execute("SELECT * FROM schema_versions")}
 
     # -- transactions ---------------------------------------------------------------------
     @contextlib.contextmanager

@@ -58,15 +58,7 @@ class AuditRepo:
         cur = self.store.execute(
             "INSERT INTO audit(at, user_id, channel_id, kind, action, outcome, detail) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                at or utcnow(),
-                user_id or "",
-                channel_id or "",
-                kind,
-                redact(action)[:500],
-                outcome,
-                redact(detail)[:4000],
-            ),
+            (at or utcnow(), user_id or "", channel_id or "", kind, redact(action)[:500], outcome, redact(detail)[:4000]),
         )
         return int(cur.lastrowid or 0)
 
