@@ -294,11 +294,15 @@ async def evaluate_dkim(
         return ev
     selectors = list(dict.fromkeys(selectors))  # each selector once, in the order given
     names = [selector_name(s, domain) for s in selectors]
-    answers = await asyncio.gather(*(resolver.query(n, "TXT") for n in names))
-    for selector, name, answer in zip(selectors, names, answers, strict=True):
+    valid = [bool(_SELECTOR.match(normalize_name(s))) for s in selectors]
+    answers = await asyncio.gather(
+        *(resolver.query(n, "TXT") for n, ok in zip(names, valid, strict=True) if ok)
+    )
+    answer_iter = iter(answers)
+    for selector, name, ok in zip(selectors, names, valid, strict=True):
         rid = f"deliverability.dkim.{normalize_name(selector).split('._domainkey.')[0]}"
         title = f"DKIM key {name}"
-        if not _SELECTOR.match(normalize_name(selector)):
+        if not ok:
             ev.results.append(
                 finding(
                     rid,
@@ -310,6 +314,7 @@ async def evaluate_dkim(
                 )
             )
             continue
+        answer = next(answer_iter)
         if answer.outcome.is_failure:
             ev.dns_failed = True
             ev.results.append(error_from(rid, title, answer, "RFC 6376 §3.6.2.2"))

@@ -161,14 +161,14 @@ def _parse_term(raw: str) -> tuple[Term | None, str | None]:
     if lname in ("ip4", "ip6"):
         if not value:
             return term, f'"{lname}" needs an address'
-        address, _, length = value.partition("/")
+        address, has_length, length = value.partition("/")
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:
             return term, f"{address!r} is not an IP address"
         if (lname == "ip4") != (ip.version == 4):
             return term, f"{address!r} is not an IPv{lname[-1]} address"
-        if _:
+        if has_length:
             limit = 32 if lname == "ip4" else 128
             if (
                 not length.isdigit()
