@@ -300,7 +300,9 @@ async def evaluate_dkim(
     )
     answer_iter = iter(answers)
     for selector, name, ok in zip(selectors, names, valid, strict=True):
-        rid = f"deliverability.dkim.{normalize_name(selector).split('._domainkey.')[0]}"
+        rid = "deliverability.dkim." + re.sub(
+            r"[^a-z0-9_.\-]", "_", normalize_name(selector).split("._domainkey.")[0]
+        )
         title = f"DKIM key {name}"
         if not ok:
             ev.results.append(
