@@ -248,3 +248,30 @@ async def test_cli_runs_inside_an_existing_event_loop(dns_server: DnsTestServer)
     assert any(
         r["id"] == "deliverability.dkim.krs" and r["status"] == "pass" for r in doc["results"]
     )
+
+
+async def test_run_from_settings_uses_the_configured_domain_selectors_and_table(
+    dns_server: DnsTestServer,
+) -> None:
+    from bot.deliverability import run_from_settings
+
+    dns_server.load(good_zone())
+    settings = Settings(
+        sending_domain="example.com",
+        dkim_selectors=("krs",),
+        dns_nameservers=(dns_server.nameserver,),
+        file={
+            "deliverability": {
+                "return_path_domain": "cio123.example.com",
+                "return_path_spf_include": "spf.esp.example.net",
+                "return_path_mx": ["mx1.esp.example.net", "mx2.esp.example.net"],
+            }
+        },
+    )
+    run = await run_from_settings(settings, timeout=0.5)
+    assert is_go(run.results) and run.stats.query_count > 0
+    statuses = {r.id: r.status for r in run.results}
+    assert statuses["deliverability.dkim.krs"] is Status.PASS  # looked up under the return path
+    assert statuses["deliverability.return_path.mx"] is Status.PASS
+    with pytest.raises(ConfigError, match="CIO_SENDING_DOMAIN"):
+        await run_from_settings(Settings())
