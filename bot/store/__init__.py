@@ -59,10 +59,12 @@ class Store:
         self._depth = 0
         self.migrate()
         from bot.store.audit import AuditRepo
+        from bot.store.checks import ChecksRepo
         from bot.store.launch import LaunchRepo
 
         self.audit = AuditRepo(self)
         self.launches = LaunchRepo(self)
+        self.checks = ChecksRepo(self)
 
     # -- schema ---------------------------------------------------------------------------
     def migrate(self) -> dict[str, int]:

@@ -1,0 +1,40 @@
+"""Sign-off items: what a person must confirm (test sends reviewed, staging end to end,
+load test). Pending items block the launch until an operator confirms them in Slack."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from checks.base import CheckResult, Severity, Status
+from checks.context import CheckContext, SignoffItem
+from checks.engine import register_group
+
+
+def signoff_result(item: SignoffItem, environment: str = "production") -> CheckResult:
+    base = dict(id=item.id, category=item.category, title=item.title, severity=Severity.BLOCKING)
+    data = {"signoff": item.id, "description": item.description}
+    if environment != "production":
+        return CheckResult(**base, status=Status.SKIP,
+                           summary="Sign-offs belong to the production launch",
+                           data={**data, "state": "n/a"})
+    state = item.state
+    if state is not None and state.state == "confirmed":
+        when = datetime.fromtimestamp(state.at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return CheckResult(**base, status=Status.PASS, summary=f"Confirmed by <@{state.by}> at {when}",
+                           data={**data, "state": "confirmed", "by": state.by, "at": state.at})
+    revoked = state is not None and state.state == "revoked"
+    summary = (f"Pending: revoked by <@{state.by}>" if revoked and state else "Pending sign-off") \
+        + f": {item.description}"
+    return CheckResult(**base, status=Status.FAIL, summary=summary,
+                       fix="An operator confirms it with the Confirm button once it is done.",
+                       data={**data, "state": "pending"})
+
+
+register_group("campaigns.signoff", "campaigns", "Sign-off: test sends",
+               lambda ctx, p: _only(ctx, "campaigns"), planned=1)
+register_group("testing.signoff", "testing", "Sign-off: staging and load test",
+               lambda ctx, p: _only(ctx, "testing"), planned=2)
+
+
+async def _only(ctx: CheckContext, category: str) -> list[CheckResult]:
+    return [signoff_result(item, ctx.environment) for item in ctx.signoffs if item.category == category]
