@@ -84,13 +84,13 @@ def parse_catalog(path: str) -> Catalog:
         else:
             attrs = {k: v for k, v in item.items() if k != "id"}
             ident = item.get("id")
-        label = f"identify #{n}" + (f" ({ident})" if ident is not None else "")
+        label = f"identify #{n}" + (f" ({_short(str(ident))})" if ident is not None else "")
         catalog.identify.append((label, attrs))
         catalog.identify_ids.append((label, ident))
     for n, item in enumerate(events, start=1):
         if not isinstance(item, dict):
             raise CatalogError(f"{path}: event #{n} is not a mapping")
-        label = f"event #{n}" + (f" `{item.get('name')}`" if item.get("name") is not None else "")
+        label = f"event #{n}" + (f" `{_short(str(item.get('name')))}`" if item.get("name") is not None else "")
         catalog.events.append((label, item))
     if not catalog.identify and not catalog.events:
         raise CatalogError(f"{path} lists no identify or event samples")
@@ -107,9 +107,22 @@ async def load(ctx: CheckContext, p: Providers) -> Catalog | Outcome:
         return skipped("the event catalog could not be read (see integration.catalog)")
 
 
-def _list(items: list[str], limit: int = 5) -> str:
+def _short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _list(items: list[str], limit: int = 3) -> str:
     shown = "; ".join(items[:limit])
     return shown + (f"; and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def _failed(bad: list[str], head: str, fix: str, **kw: Any) -> Outcome:
+    return failed(f"{len(bad)} {head}: {_list(bad)}", fix, detail=_detail(bad), **kw)
+
+
+def _detail(items: list[str], limit: int = 50) -> str:
+    lines = items[:limit] + ([f"… and {len(items) - limit} more"] if len(items) > limit else [])
+    return "\n".join(lines)
 
 
 def _nbytes(value: Any) -> int:
@@ -149,7 +162,7 @@ async def event_names(ctx: CheckContext, p: Providers) -> Outcome:
         elif not SNAKE.match(name):
             bad.append(f"{label}: not snake_case")
     if bad:
-        return failed(f"{len(bad)} event name(s) break the naming rules: {_list(bad)}",
+        return _failed(bad, "event name(s) break the naming rules",
                       "Rename the events to snake_case (lowercase words joined by _), at most 100 bytes, "
                       "in the code that sends them and in the catalog.", rule=LIMITS_RULE)
     return passed(f"All {len(catalog.events)} event names are snake_case and short enough")
@@ -168,7 +181,7 @@ async def event_name_pii(ctx: CheckContext, p: Providers) -> Outcome:
         elif PHONE.search(name):
             bad.append(f"{label}: contains a phone number")
     if bad:
-        return failed(f"{len(bad)} event name(s) carry personal data: {_list(bad)}",
+        return _failed(bad, "event name(s) carry personal data",
                       "Keep event names generic (e.g. `signed_up`) and put the person's details in "
                       "profile attributes or event data.")
     return passed("No email address or phone number in any event name")
@@ -214,7 +227,7 @@ async def timestamps(ctx: CheckContext, p: Providers) -> Outcome:
             if why := _timestamp_problem(value):
                 bad.append(f"{label}: {key} {value!r} is {why}")
     if bad:
-        return failed(f"{len(bad)} timestamp(s) are not Unix seconds: {_list(bad)}",
+        return _failed(bad, "timestamp(s) are not Unix seconds",
                       "Send timestamps as whole Unix seconds (e.g. 1764547200): divide milliseconds by "
                       "1000 and convert ISO strings; Customer.io reads milliseconds as far-future dates "
                       "and only events from the last 72 hours trigger campaigns.",
@@ -232,7 +245,7 @@ async def identify_email(ctx: CheckContext, p: Providers) -> Outcome:
                       "Add a sample identify payload (id and attributes, including email) to the catalog.")
     bad = [label for label, attrs in catalog.identify if not attrs.get("email")]
     if bad:
-        return failed(f"{len(bad)} identify call(s) without `email`: {_list(bad)}",
+        return _failed(bad, "identify call(s) without `email`",
                       "Send the person's `email` attribute on identify; email campaigns cannot reach "
                       "profiles without one.")
     return passed(f"All {len(catalog.identify)} identify samples carry `email`")
@@ -255,7 +268,7 @@ async def attribute_limits(ctx: CheckContext, p: Providers) -> Outcome:
             if _nbytes(value) > 1000:
                 bad.append(f"{label}: value of `{name}` is {_nbytes(value)} bytes (max 1000)")
     if bad:
-        return failed(f"{len(bad)} attribute limit(s) exceeded: {_list(bad)}",
+        return _failed(bad, "attribute limit(s) exceeded",
                       "Shorten names and values (store large data elsewhere and send a reference), and "
                       "split identify calls with more than 300 attributes.", rule=LIMITS_RULE)
     return passed("Attribute names, values and counts are within Customer.io's limits")
@@ -274,7 +287,7 @@ async def event_size(ctx: CheckContext, p: Providers) -> Outcome:
         if size > 100_000:
             bad.append(f"{label}: {size:,} bytes")
     if bad:
-        return failed(f"{len(bad)} event(s) carry more than 100,000 bytes of data: {_list(bad)}",
+        return _failed(bad, "event(s) carry more than 100,000 bytes of data",
                       "Send only what campaigns use; keep large payloads in your system and pass an id.",
                       rule=LIMITS_RULE)
     return passed(f"Largest event data is {largest:,} bytes (limit 100,000)")
@@ -306,7 +319,7 @@ async def reserved(ctx: CheckContext, p: Providers) -> Outcome:
             if key in data:
                 bad.append(f"{label}: data sets reserved `{key}`")
     if bad:
-        return failed(f"{len(bad)} reserved attribute(s) misused: {_list(bad)}",
+        return _failed(bad, "reserved attribute(s) misused",
                       "Rename your own fields that collide with reserved ones (id, email, cio_id, "
                       "anonymous_id, created_at, unsubscribed, _timestamp) and send reserved ones only "
                       "with the meaning Customer.io gives them.",

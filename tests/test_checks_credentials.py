@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from checks.base import Severity, Status
-from tests.fixtures_checks import kit  # noqa: F401  (fixture)
+from tests import fixtures_checks as fx
+
+kit = fx.kit  # fixture
 
 
 async def test_all_credentials_checks_pass_on_the_sandbox(kit):

@@ -8,7 +8,9 @@ import time
 from checks.base import CATEGORIES, CheckResult, Severity, Status
 from checks.context import CheckContext, Providers
 from checks.engine import Check, Engine, UnknownCategory, load_checks, passed, select, verdict
-from tests.fixtures_checks import kit  # noqa: F401  (fixture)
+from tests import fixtures_checks as fx
+
+kit = fx.kit  # fixture
 
 
 def _check(cid: str, func, **kw) -> Check:
