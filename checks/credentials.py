@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from checks.base import Severity
 from checks.context import CheckContext, Providers, RegionAnswer, TrackClient, http_status
 from checks.engine import Outcome, check, failed, passed, skipped, warned
@@ -79,14 +81,18 @@ async def workspace(ctx: CheckContext, p: Providers) -> Outcome:
     if p.other_track is None:
         return skipped(f"{ctx.other_environment} Track API credentials are not configured, so the "
                        "workspaces cannot be compared")
+    mine_call = asyncio.ensure_future(_region(p, "this", p.track))
+    theirs_call = asyncio.ensure_future(_region(p, "other", p.other_track))
+    await asyncio.wait({mine_call, theirs_call})  # both lookups at once
     try:
-        mine = await _region(p, "this", p.track)
+        mine = mine_call.result()
     except Exception as exc:
+        theirs_call.exception()  # retrieved: this one's failure explains the outcome
         if http_status(exc) in (401, 403):
             return skipped("the Track API key pair was rejected (see credentials.region)")
         raise
     try:
-        theirs = await _region(p, "other", p.other_track)
+        theirs = theirs_call.result()
     except Exception as exc:
         if http_status(exc) in (401, 403):
             return warned(f"Customer.io rejected the {ctx.other_environment} key pair, so the workspaces "
