@@ -63,6 +63,7 @@ from checks.context import (
     EscalationTier,
     FlagClient,
     Providers,
+    SignoffItem,
     SignoffState,
     Thresholds,
 )
@@ -320,7 +321,7 @@ class ReadinessService:
         launch = self.store.launches.current(channel) if channel else None
         return int(launch["id"]) if launch else 0
 
-    def signoff_items(self, launch_id: int) -> tuple:
+    def signoff_items(self, launch_id: int) -> tuple[SignoffItem, ...]:
         states = self.repo.signoffs(launch_id)
         out = []
         for item in DEFAULT_SIGNOFFS:
@@ -344,6 +345,7 @@ class ReadinessService:
             region_urls=REGION_URLS,
             credentials=credential_facts(s, environment),
             sending_domain=s.sending_domain,
+            dkim_selectors=s.dkim_selectors,
             public_url=s.public_url,
             catalog_path=c.catalog_path,
             postal_address=c.postal_address,
@@ -447,7 +449,13 @@ class ReadinessService:
             return rb.ReportView(environment, planned, list(results), done, run_id, actor, wall, started_at)
 
         text, blocks = rb.render(view(False))
-        ts = await slack.post_message(channel_id, text, blocks, thread_ts=thread_ts)
+        try:
+            ts = await slack.post_message(channel_id, text, blocks, thread_ts=thread_ts)
+        except ProviderError as exc:
+            if "not_in_channel" in exc.message or "channel_not_found" in exc.message:
+                raise UserError("I cannot post in this channel, so nothing was run: invite me with "
+                                "`/invite @cio-launchbot`, or run `/cio check` in the launch channel.") from None
+            raise
         first_ms = (time.perf_counter() - began) * 1000
         dirty, stop = asyncio.Event(), asyncio.Event()
         interval = self.config.update_interval
@@ -491,7 +499,13 @@ class ReadinessService:
             await task  # an update in flight lands before the final one
         results[:] = report.results
         text, blocks = rb.render(view(True, report.run_id, report.wall_ms))
-        await slack.update_message(channel_id, ts, text, blocks)
+        try:
+            await slack.update_message(channel_id, ts, text, blocks)
+        except ProviderError as exc:  # the verdict must not be lost: post it afresh
+            log.warning("final update of the readiness report failed (%s); posting it anew", exc)
+            ts = await slack.post_message(channel_id, text, blocks, thread_ts=thread_ts)
+            self.repo.set_message(report.run_id, channel_id, ts)
+            report.message_ts = ts
         report.first_message_ms = first_ms
         return report
 

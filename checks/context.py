@@ -230,6 +230,8 @@ class CheckContext:
     })
     credentials: CredentialFacts = CredentialFacts()
     sending_domain: str | None = None
+    #: DKIM selectors to look up (for the DNS deliverability group)
+    dkim_selectors: tuple[str, ...] = ()
     public_url: str | None = None
     webhook_path: str = "/webhooks/customerio"
     catalog_path: str | None = None

@@ -10,6 +10,16 @@ checks plug in that way: ``register_group``).
 timeout, raises, or meets a provider 429/5xx becomes ``error`` with the reason; the rest
 of the run completes. The run as a whole stops at its deadline, turning whatever is
 still running into ``error``.
+
+Plugging in a group (the DNS deliverability checks, when merged)::
+
+    async def dns(ctx: CheckContext, p: Providers) -> list[CheckResult]:
+        return await check_domain(ctx.sending_domain, resolver=p.extra["dns"],
+                                  dkim_selectors=ctx.dkim_selectors)
+
+    register_group("deliverability.dns", "deliverability", "SPF, DKIM, DMARC", dns, planned=12)
+
+and the bot passes the resolver in ``Providers.extra["dns"]`` (``bot/readiness.py``).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from checks.base import CheckResult, Severity, Status
-from checks.context import CheckContext, SignoffItem
+from checks.context import DEFAULT_SIGNOFFS, CheckContext, SignoffItem
 from checks.engine import register_group
 
 
@@ -30,10 +30,14 @@ def signoff_result(item: SignoffItem, environment: str = "production") -> CheckR
                        data={**data, "state": "pending"})
 
 
+def _planned(category: str) -> int:
+    return sum(1 for item in DEFAULT_SIGNOFFS if item.category == category)
+
+
 register_group("campaigns.signoff", "campaigns", "Sign-off: test sends",
-               lambda ctx, p: _only(ctx, "campaigns"), planned=1)
+               lambda ctx, p: _only(ctx, "campaigns"), planned=_planned("campaigns"))
 register_group("testing.signoff", "testing", "Sign-off: staging and load test",
-               lambda ctx, p: _only(ctx, "testing"), planned=2)
+               lambda ctx, p: _only(ctx, "testing"), planned=_planned("testing"))
 
 
 async def _only(ctx: CheckContext, category: str) -> list[CheckResult]:

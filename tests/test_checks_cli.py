@@ -62,6 +62,9 @@ async def test_configuration_errors_exit_2(tmp_path, sandbox):
     assert code == 2 and "'credentails' is not a check category" in err and "rollback" in err
     code, _, err = await _cli([], {**env, "CUSTOMERIO_REGION": "mars"}, tmp_path)
     assert code == 2 and "CUSTOMERIO_REGION must be 'us' or 'eu'" in err
+    (tmp_path / "bad.toml").write_text('[checks]\ntimeout_seconds = "fast"\n')
+    code, _, err = await _cli([], {**env, "CIO_CONFIG": str(tmp_path / "bad.toml")}, tmp_path)
+    assert code == 2 and "[checks] timeout_seconds in CIO_CONFIG must be a number" in err
     code, _, err = await _cli(["--env", "qa"], env, tmp_path)
     assert code == 2 and "invalid choice" in err
 

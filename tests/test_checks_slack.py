@@ -188,3 +188,21 @@ def test_report_stays_within_block_kit_limits_however_many_checks():
             assert len(t) <= 3000
     assert "more failure(s)" in json.dumps(dicts)
     assert text.startswith("Readiness NO-GO")
+
+
+async def test_check_in_a_channel_without_the_bot_says_how_to_fix_it(start_bot, tmp_path, sandbox):
+    bot = await _ready_bot(start_bot, tmp_path, sandbox)
+    sandbox.slack.channels["C0OTHER001"] = {"id": "C0OTHER001", "name": "random", "is_member": False}
+    answer = await bot.command("/cio check", channel="C0OTHER001")
+    assert "I cannot post in this channel" in answer.text and "/invite" in answer.text
+    assert bot.store.checks.last_run(finished=False) is None  # nothing was run
+
+
+async def test_a_failed_final_update_posts_the_verdict_afresh(start_bot, tmp_path, sandbox):
+    bot = await _ready_bot(start_bot, tmp_path, sandbox)
+    sandbox.slack.fail("/api/chat.update", status=200, times=None, body={"ok": False, "error": "msg_too_long"})
+    await bot.command("/cio check monitoring")
+    messages = sandbox.slack.channel_messages(bot.channel)
+    assert len(messages) == 2
+    assert messages[-1].text.startswith("Readiness ")
+    assert bot.store.checks.last_run()["message_ts"] == messages[-1].ts
