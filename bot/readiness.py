@@ -494,9 +494,15 @@ class ReadinessService:
             report = await self.run(environment=environment, categories=cats, actor=actor, source=source,
                                     on_result=arrived, channel_id=channel_id, message_ts=ts,
                                     launch_id=launch_id)
-        finally:
+        except BaseException as exc:
             stop.set()
-            await task  # an update in flight lands before the final one
+            await task
+            with contextlib.suppress(Exception):  # the message must not keep saying "running"
+                await slack.update_message(channel_id, ts, *rb.stopped(
+                    environment, f"the check could not finish ({type(exc).__name__})"))
+            raise
+        stop.set()
+        await task  # an update in flight lands before the final one
         results[:] = report.results
         text, blocks = rb.render(view(True, report.run_id, report.wall_ms))
         try:
@@ -508,6 +514,18 @@ class ReadinessService:
             report.message_ts = ts
         report.first_message_ms = first_ms
         return report
+
+    async def recover(self) -> None:
+        """After a restart: runs that were in flight are marked interrupted, and their
+        messages say so instead of "running" forever."""
+        for run in self.repo.interrupt_unfinished(self.clock.timestamp()):
+            if self.slack is None or not run["message_ts"]:
+                continue
+            try:
+                await self.slack.update_message(run["channel_id"], run["message_ts"], *rb.stopped(
+                    run["environment"], "the bot restarted before the check finished", run["id"]))
+            except ProviderError as exc:
+                log.warning("could not mark interrupted readiness run #%s in Slack: %s", run["id"], exc)
 
     # -- sign-offs -------------------------------------------------------------------------------------
     async def set_signoff(self, item_id: str, user_id: str, *, confirm: bool, channel_id: str,
@@ -622,6 +640,7 @@ def configure(services: Services) -> None:
     services.readiness = service
     services.status.register("readiness", service.status_section)
     services.events.subscribe("timeline.action", service.on_timeline_action)
+    services.loops["readiness.recover"] = service.recover
 
 
 # -- cio-bot check ----------------------------------------------------------------------------------

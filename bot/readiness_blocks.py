@@ -107,7 +107,15 @@ def _item(r: CheckResult) -> str:
 def _signoff_block(r: CheckResult, *, buttons: bool) -> SectionBlock:
     state = r.data.get("state")
     icon = ":white_check_mark:" if state == "confirmed" else (":fast_forward:" if state == "n/a" else ":pencil2:")
-    text = blocks.truncate(f"{icon} *Sign-off: {r.title}* `{r.id}`\n{r.summary}", ITEM_LIMIT)
+    line = r.summary
+    if state == "confirmed" and r.data.get("at"):
+        at = float(r.data["at"])
+        line = f"Confirmed by <@{r.data.get('by')}> {blocks.user_date(at, utc_text(at))}"
+    elif r.data.get("revoked_by") and r.data.get("revoked_at"):
+        at = float(r.data["revoked_at"])
+        line = (f"Pending: revoked by <@{r.data['revoked_by']}> {blocks.user_date(at, utc_text(at))}. "
+                f"{r.data.get('description', '')}")
+    text = blocks.truncate(f"{icon} *Sign-off: {r.title}* `{r.id}`\n{line}", ITEM_LIMIT)
     accessory = None
     if buttons and state == "pending":
         accessory = ButtonElement(text=PlainTextObject(text="Confirm"), action_id=CONFIRM_ACTION,
@@ -204,3 +212,13 @@ def _summary_blocks(results: Sequence[CheckResult], done: bool) -> list[Block]:
         lines = "; ".join(f"`{r.id}`: {r.summary}" for r in skips)
         out.append(blocks.context(blocks.truncate(f"Skipped: {lines}", 2900)))
     return out
+
+
+def stopped(environment: str, reason: str, run_id: int | None = None) -> tuple[str, list[Block]]:
+    """A report that did not finish: no verdict, and what to do."""
+    text = f"Readiness check ({environment}) did not finish: {reason}. No verdict; run `/cio check` again."
+    label = f"Run #{run_id} · {environment}" if run_id else environment
+    return text, [blocks.header(f"⚠️ Readiness check interrupted ({environment})"),
+                  blocks.section(f"{reason[:1].upper()}{reason[1:]}. *No verdict was reached*; run "
+                                 "`/cio check` again."),
+                  blocks.context(label)]

@@ -11,11 +11,12 @@ from typing import Any
 from checks.context import CheckContext, Providers
 from checks.engine import Outcome, check, failed, passed, skipped
 
-#: Customer.io Liquid that renders an unsubscribe or subscription-preferences link
+#: Customer.io Liquid tags that render an unsubscribe or subscription-preferences link
 UNSUBSCRIBE = re.compile(
-    r"\{[{%]-?\s*(unsubscribe_url|manage_subscription_preferences_url|subscription_preferences_url)\b[^}]*-?[}%]\}",
-    re.IGNORECASE,
-)
+    r"\{%-?\s*(unsubscribe_url|unsubscribe|manage_subscription_preferences_url)\s*-?%\}", re.IGNORECASE)
+#: the variable form, which renders empty in Customer.io (a common mistake)
+UNSUBSCRIBE_VARIABLE = re.compile(
+    r"\{\{-?\s*(unsubscribe_url|manage_subscription_preferences_url)\s*-?\}\}", re.IGNORECASE)
 STREET = re.compile(
     r"\b\d{1,6}[A-Za-z]?\s+(?:[A-Za-zÀ-ÿ.'-]+\s){0,4}(?:street|st\.?|avenue|ave\.?|road|rd\.?|boulevard|blvd\.?|"
     r"lane|ln\.?|drive|dr\.?|way|court|ct\.?|place|pl\.?|square|sq\.?|highway|hwy\.?|suite|parkway|pkwy\.?)\b"
@@ -113,12 +114,15 @@ async def unsubscribe(ctx: CheckContext, p: Providers) -> Outcome:
     found = await templates(p)
     if not found:
         return passed("No active campaign or newsletter email to check")
-    missing = [t.where for t in found if not UNSUBSCRIBE.search(t.body)]
+    missing = [t.where + (" (uses {{ unsubscribe_url }}, which renders empty)"
+                          if UNSUBSCRIBE_VARIABLE.search(t.body) else "")
+               for t in found if not UNSUBSCRIBE.search(t.body)]
     if missing:
         return failed(
             f"{len(missing)} email(s) have no unsubscribe link: {_list(missing)}",
             "Add a link with the Liquid tag {% unsubscribe_url %} (e.g. <a href=\"{% unsubscribe_url %}\">"
-            "Unsubscribe</a>) to each email named, or to the layout they use.",
+            "Unsubscribe</a>) or {% manage_subscription_preferences_url %} to each email named, or to the "
+            "layout they use; it is a {% %} tag, not a {{ }} variable.",
             rule=CAN_SPAM, data={"missing": missing},
         )
     return passed(f"All {len(found)} active email(s) carry an unsubscribe link")

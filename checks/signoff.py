@@ -20,11 +20,14 @@ def signoff_result(item: SignoffItem, environment: str = "production") -> CheckR
     state = item.state
     if state is not None and state.state == "confirmed":
         when = datetime.fromtimestamp(state.at, UTC).strftime("%Y-%m-%d %H:%M UTC")
-        return CheckResult(**base, status=Status.PASS, summary=f"Confirmed by <@{state.by}> at {when}",
+        return CheckResult(**base, status=Status.PASS, summary=f"Confirmed by {state.by} at {when}",
                            data={**data, "state": "confirmed", "by": state.by, "at": state.at})
-    revoked = state is not None and state.state == "revoked"
-    summary = (f"Pending: revoked by <@{state.by}>" if revoked and state else "Pending sign-off") \
-        + f": {item.description}"
+    if state is not None and state.state == "revoked":
+        when = datetime.fromtimestamp(state.at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        summary = f"Pending (revoked by {state.by} at {when}): {item.description}"
+        data.update(revoked_by=state.by, revoked_at=state.at)
+    else:
+        summary = f"Pending sign-off: {item.description}"
     return CheckResult(**base, status=Status.FAIL, summary=summary,
                        fix="An operator confirms it with the Confirm button once it is done.",
                        data={**data, "state": "pending"})

@@ -56,8 +56,14 @@ async def test_a_newsletter_without_unsubscribe_link_and_inactive_campaigns_igno
 async def test_unsubscribe_in_the_layout_counts(kit):
     action = kit.prod.campaign_actions[1][0]
     action["body"] = "<p>Hi</p><p>1 Main Street, Springfield</p>"
-    action["layout"] = "{{content}}<a href='{{ unsubscribe_url }}'>Unsubscribe</a>"
+    action["layout"] = "{{content}}<a href='{% manage_subscription_preferences_url %}'>Preferences</a>"
     assert (await kit.run(kit.service(), "campaigns"))["campaigns.unsubscribe"].status is Status.PASS
+
+
+async def test_the_variable_form_of_unsubscribe_url_is_caught(kit):
+    kit.prod.campaign_actions[1][0]["body"] = "<a href='{{ unsubscribe_url }}'>Unsubscribe</a> 1 Main Street"
+    unsub = (await kit.run(kit.service(), "campaigns"))["campaigns.unsubscribe"]
+    assert unsub.status is Status.FAIL and "renders empty" in unsub.summary
 
 
 async def test_missing_postal_address_fails(kit):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from bot.readiness_blocks import ReportView, render
@@ -106,7 +107,7 @@ async def test_signoff_round_trip_through_the_buttons(start_bot, tmp_path, sandb
     assert "The verdict is now GO" in answer.text
     row = bot.store.checks.signoffs(0)["campaigns.signoff.test_sends"]
     assert row["state"] == "confirmed" and row["by_user"] == "U0OPERATOR" and row["at"] > 0
-    assert "Confirmed by <@U0OPERATOR>" in json.dumps(message.blocks)
+    assert "Confirmed by <@U0OPERATOR> <!date^" in json.dumps(message.blocks)
     assert message.text.startswith("Readiness GO")
     assert [b["action_id"] for b in bot.buttons(message)] == ["checks.signoff.revoke"]
     audit = [r for r in bot.store.audit.recent(10) if r["kind"] == "button"]
@@ -206,3 +207,22 @@ async def test_a_failed_final_update_posts_the_verdict_afresh(start_bot, tmp_pat
     assert len(messages) == 2
     assert messages[-1].text.startswith("Readiness ")
     assert bot.store.checks.last_run()["message_ts"] == messages[-1].ts
+
+
+async def test_a_run_cut_short_by_a_restart_is_marked_interrupted(start_bot, tmp_path, sandbox):
+    env = fx.ready_env(tmp_path, sandbox)
+    bot = await start_bot(env=env)
+    ts = await bot.services.slack.post_message(bot.channel, "Running 38 readiness checks…")
+    run_id = bot.store.checks.start_run(started_at=1764547200.0, environment="production", actor="U0OPERATOR",
+                                        source="slack", categories=[], planned=38, channel_id=bot.channel)
+    bot.store.checks.set_message(run_id, bot.channel, ts)
+    await bot.stop()
+    restarted = await start_bot(env=env, db_name="bot.db")
+    for _ in range(100):
+        if "interrupted" in sandbox.slack.find(bot.channel, ts).text:
+            break
+        await asyncio.sleep(0.02)
+    message = sandbox.slack.find(bot.channel, ts)
+    assert "did not finish: the bot restarted" in message.text and "No verdict" in message.text
+    assert restarted.store.checks.get_run(run_id)["verdict"] == "interrupted"
+    assert restarted.store.checks.last_run() is None  # an interrupted run is no verdict

@@ -119,16 +119,25 @@ class ChecksRepo:
         return _run(rows[0]) if rows else None
 
     def last_run(self, environment: str | None = None, *, finished: bool = True) -> dict[str, Any] | None:
+        """The latest run; ``finished`` ones only (go / no-go) unless told otherwise."""
         where = ["1 = 1"]
         params: list[Any] = []
         if environment:
             where.append("environment = ?")
             params.append(environment)
         if finished:
-            where.append("verdict != 'running'")
+            where.append("verdict IN ('go', 'no-go')")
         rows = self.store.query(
             f"SELECT * FROM check_runs WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT 1", params)
         return _run(rows[0]) if rows else None
+
+    def interrupt_unfinished(self, finished_at: float) -> list[dict[str, Any]]:
+        """Runs left ``running`` by a stopped process become ``interrupted``; returns them."""
+        with self.store.transaction():
+            rows = self.store.query("SELECT * FROM check_runs WHERE verdict = 'running'")
+            self.store.execute("UPDATE check_runs SET verdict = 'interrupted', finished_at = ? "
+                               "WHERE verdict = 'running'", (finished_at,))
+        return [_run(r) for r in rows]
 
     def results(self, run_id: int) -> list[dict[str, Any]]:
         rows = self.store.query("SELECT * FROM check_results WHERE run_id = ? ORDER BY rowid", (run_id,))
