@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from checks.context import SMOKE_PREFIX, CheckContext, Providers
-from checks.engine import Outcome, check, failed, passed, skipped, warned
+from checks.engine import Outcome, check, passed, skipped, warned
 
 SMOKE_EVENT = "launch_smoke_test"
 
@@ -89,8 +89,5 @@ async def app_api(ctx: CheckContext, p: Providers) -> Outcome:
     started = time.perf_counter()
     campaigns = await p.memo.once("app:campaigns", p.app.campaigns)
     elapsed = (time.perf_counter() - started) * 1000
-    if not isinstance(campaigns, list):
-        return failed("The App API answered /v1/campaigns with something that is not a list",
-                      "Check CUSTOMERIO_APP_URL points at the App API (api.customer.io / api-eu.customer.io).")
     return passed(f"App API answered in {elapsed:.0f} ms ({len(campaigns)} campaign(s))",
                   data={"latency_ms": round(elapsed, 1)})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from bot.errors import UserError
 from checks.base import CATEGORIES
-from checks.engine import UnknownCategory
 from handlers.registry import (
     ActionContext,
     CommandContext,
@@ -53,11 +52,8 @@ async def check_command(ctx: CommandContext) -> Reply | None:
     service = ctx.services.readiness
     if service is None:
         raise UserError("Readiness checks are not configured in this bot.")
-    try:
-        await service.run_in_channel(ctx.channel_id, environment=environment, categories=categories,
-                                     actor=ctx.user_id, source="slack")
-    except UnknownCategory as exc:  # parse_check_args catches these first; kept for safety
-        raise UsageError(str(exc)) from None
+    await service.run_in_channel(ctx.channel_id, environment=environment, categories=categories,
+                                 actor=ctx.user_id, source="slack")
     return None
 
 

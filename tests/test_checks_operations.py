@@ -5,6 +5,7 @@ from __future__ import annotations
 from checks.base import Severity, Status
 from checks.context import SMOKE_PREFIX, CheckContext, EscalationTier, Providers
 from checks.monitoring import escalation as escalation_check
+from checks.monitoring import operators as operators_check
 from tests import fixtures_checks as fx
 
 kit = fx.kit  # fixture
@@ -20,9 +21,11 @@ async def test_monitoring_passes_with_defaults_channel_and_tiers(kit):
 
 async def test_lax_thresholds_fail_and_unreadable_ones_are_named(kit):
     lax = fx.config_toml(kit.sandbox.web.url, extra='[alerts.thresholds]\nbounce_rate = "25%"\n'
-                                                     'complaint_rate = 0.001\napi_p99_latency = "500ms"\n')
+                                                     'complaint_rate = 0.001\napi_p99_latency = "500ms"\n'
+                                                     'api_error_rate = 0\n')
     thresholds = (await kit.run(kit.service(toml=lax), "monitoring"))["monitoring.thresholds"]
     assert thresholds.status is Status.FAIL and "bounce rate 25% is too lax" in thresholds.summary
+    assert "API error rate 0% never fires" in thresholds.summary
     broken = fx.config_toml(kit.sandbox.web.url, extra='[alerts.thresholds]\nbounce_rate = "lots"\n')
     thresholds = (await kit.run(kit.service(toml=broken), "monitoring"))["monitoring.thresholds"]
     assert thresholds.status is Status.FAIL and "bounce_rate = 'lots'" in thresholds.summary
@@ -53,6 +56,13 @@ async def test_escalation_paths():
     assert only_ops.status is Status.WARN and "[[alerts.escalation]]" in only_ops.fix
     nothing = await escalation_check(CheckContext(), Providers())
     assert nothing.status is Status.FAIL
+
+
+async def test_operators_named_or_not():
+    named = await operators_check(CheckContext(operators=("U0OPERATOR",)), Providers())
+    assert named.status is Status.PASS
+    none = await operators_check(CheckContext(), Providers())
+    assert none.status is Status.WARN and "CIO_OPERATORS" in none.fix
 
 
 async def test_no_escalation_tiers_in_config_warns(kit):
@@ -124,6 +134,15 @@ async def test_documentation_link_broken_or_missing(kit):
         "documentation.runbook"].fix
     assert results["documentation.event_catalog"].status is Status.PASS  # the catalog file
     assert results["documentation.escalation"].status is Status.FAIL
+
+
+async def test_event_catalog_link_broken_or_file_missing(kit):
+    kit.sandbox.web.pages["/events"] = 500
+    catalog = (await kit.run(kit.service(), "documentation"))["documentation.event_catalog"]
+    assert catalog.status is Status.FAIL and "HTTP 500" in catalog.summary
+    toml = fx.config_toml(kit.sandbox.web.url, documentation=False, catalog="missing.yaml")
+    catalog = (await kit.run(kit.service(toml=toml), "documentation"))["documentation.event_catalog"]
+    assert catalog.status is Status.FAIL and "missing.yaml does not exist" in catalog.summary
 
 
 async def test_documentation_link_not_a_url_or_unreachable(kit):
