@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import json
 import logging
 import os
@@ -41,13 +42,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from bot import readiness_blocks as rb
 from bot.clock import Clock, SystemClock
 from bot.config import REGION_URLS, ConfigError, Settings
 from bot.errors import UserError
 from bot.providers.customerio import customerio_for
-from bot.providers.http import ProviderError, RetryPolicy
+from bot.providers.http import HTTPProvider, ProviderError, RetryPolicy
 from bot.providers.slack import SlackGateway
 from bot.providers.web import WebProbe
 from bot.secrets import redact
@@ -244,6 +246,68 @@ class SlackChannels:
         return ChannelInfo(True, bool(info.get("is_member")), str(info.get("name") or ""))
 
 
+class LaunchDarklyFlags:
+    """:class:`checks.context.FlagClient` over the project's LaunchDarkly REST client.
+
+    Wraps the traffic domain's ``bot.providers.launchdarkly.LaunchDarkly`` (an
+    :class:`~bot.providers.http.HTTPProvider` carrying the token and API version) and asks
+    for the raw flag JSON of any project and environment, and for dry-run semantic
+    patches (``?dryRun=true``: validated, never applied).
+    """
+
+    SEMANTIC_PATCH = "application/json; domain-model=launchdarkly.semanticpatch"
+    ENDPOINT = "/api/v2/flags/{project}/{flag}"
+
+    def __init__(self, http: HTTPProvider) -> None:
+        self.http = http
+
+    @staticmethod
+    def _path(project: str, flag: str) -> str:
+        return f"/api/v2/flags/{quote(project, safe='')}/{quote(flag, safe='')}"
+
+    async def get_flag(self, project: str, flag: str, env: str) -> dict[str, Any]:
+        response = await self.http.request("GET", self._path(project, flag), params={"env": env},
+                                           endpoint=self.ENDPOINT)
+        data = response.json()
+        if not isinstance(data, dict):
+            raise ProviderError("LaunchDarkly", "GET", self.ENDPOINT, "the flag answer is not an object",
+                                status=response.status_code)
+        return data
+
+    async def dry_run_patch(self, project: str, flag: str, env: str, instructions: list[dict[str, Any]],
+                            comment: str) -> dict[str, Any]:
+        body = {"environmentKey": env, "comment": comment[:500], "instructions": instructions}
+        response = await self.http.request(
+            "PATCH", self._path(project, flag), params={"dryRun": "true"}, endpoint=self.ENDPOINT,
+            content=json.dumps(body).encode(), headers={"Content-Type": self.SEMANTIC_PATCH},
+            idempotent=True,  # a dry run changes nothing, so it is safe to repeat
+        )
+        try:
+            data = response.json()
+        except ValueError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+def launchdarkly_for(settings: Settings, *, timeout: float = 10.0,
+                     retry: RetryPolicy | None = None) -> LaunchDarklyFlags | None:
+    """A flag client from LAUNCHDARKLY_* settings, or None when they are not all set."""
+    if not (settings.launchdarkly_api_token and settings.launchdarkly_project
+            and settings.launchdarkly_environment and settings.launchdarkly_flag):
+        return None
+    try:
+        from bot.providers.launchdarkly import LaunchDarkly  # the traffic domain's client
+    except ImportError:  # a build without the traffic domain
+        return None
+    client = LaunchDarkly(settings.launchdarkly_api_url, settings.launchdarkly_api_token,
+                          project=settings.launchdarkly_project,
+                          environment=settings.launchdarkly_environment, timeout=timeout, retry=retry)
+    return LaunchDarklyFlags(client)
+
+
 # -- runs -----------------------------------------------------------------------------------------
 @dataclass
 class RunReport:
@@ -334,7 +398,9 @@ class ReadinessService:
         s, c = self.settings, self.config
         flag_env = s.launchdarkly_environment if environment == "production" else c.staging_flag_environment
         ld_missing = None
-        if self.launchdarkly is None:
+        if self.launchdarkly is None and not s.launchdarkly_api_token:
+            ld_missing = "LaunchDarkly is not configured (set LAUNCHDARKLY_API_TOKEN)"
+        elif self.launchdarkly is None and importlib.util.find_spec("bot.providers.launchdarkly") is None:
             ld_missing = "LaunchDarkly client not configured"
         elif environment != "production" and not flag_env:
             ld_missing = "no LaunchDarkly environment for staging ([rollback] staging_environment)"
@@ -375,13 +441,20 @@ class ReadinessService:
         mine = customerio_for(self.settings, environment, timeout=http_timeout, retry=retry)
         theirs = customerio_for(self.settings, other, timeout=http_timeout, retry=retry)
         web = WebProbe(timeout=min(5.0, http_timeout))
+        clients: list[Any] = [mine, theirs, web]
+        flags: FlagClient | None = self.launchdarkly
+        if flags is None:
+            own = launchdarkly_for(self.settings, timeout=http_timeout, retry=retry)
+            if own is not None:
+                clients.append(own)
+                flags = own
         providers = Providers(
             track=mine.track, app=mine.app, other_track=theirs.track,
             slack=SlackChannels(self.slack) if self.slack is not None else None,
             web=web,
-            launchdarkly=self.launchdarkly,
+            launchdarkly=flags,
         )
-        return providers, [mine, theirs, web]
+        return providers, clients
 
     def engine(self, categories: Sequence[str] = ()) -> Engine:
         return Engine(select(categories), timeout=self.config.timeout, deadline=self.config.deadline)

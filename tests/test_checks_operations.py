@@ -156,11 +156,13 @@ async def test_documentation_link_not_a_url_or_unreachable(kit):
 
 
 # -- rollback ------------------------------------------------------------------------------------------
-async def test_rollback_skips_without_a_launchdarkly_client(kit):
-    results = await kit.run(kit.service(fx.LD_ENV), "rollback")
+async def test_rollback_skips_without_launchdarkly(kit):
+    service = kit.service()
+    service.settings = service.settings.replace(launchdarkly_api_token=None)
+    results = await kit.run(service, "rollback")
     for cid in ("rollback.flag_exists", "rollback.flag_boolean", "rollback.kill_switch", "rollback.write_access"):
         assert results[cid].status is Status.SKIP
-        assert results[cid].summary == "LaunchDarkly client not configured"
+        assert results[cid].summary == "LaunchDarkly is not configured (set LAUNCHDARKLY_API_TOKEN)"
     assert results["rollback.backup_path"].status is Status.PASS
     assert results["rollback.notification_plan"].status is Status.PASS
 
@@ -212,9 +214,35 @@ async def test_rollback_token_cannot_write(kit):
 
 async def test_rollback_plan_names_missing_and_flag_not_named(kit):
     toml = fx.config_toml(kit.sandbox.web.url, rollback=False)
-    results = await kit.run(kit.service(launchdarkly=fx.FlagDouble(), toml=toml), "rollback")
+    service = kit.service(launchdarkly=fx.FlagDouble(), toml=toml)
+    service.settings = service.settings.replace(launchdarkly_flag=None)
+    results = await kit.run(service, "rollback")
     assert results["rollback.backup_path"].status is Status.FAIL
     assert results["rollback.notification_plan"].status is Status.FAIL
     assert results["rollback.backup_path"].severity is Severity.BLOCKING
     assert results["rollback.flag_exists"].status is Status.FAIL
     assert "LAUNCHDARKLY_FLAG" in results["rollback.flag_exists"].fix
+
+
+async def test_rollback_against_the_sandbox_launchdarkly(kit):
+    """Over real HTTP with the project's LaunchDarkly client and its sandbox fake (both from
+    the traffic domain; skipped in a build without them)."""
+    import pytest
+
+    pytest.importorskip("bot.providers.launchdarkly")
+    fake_module = pytest.importorskip("bot.sandbox.launchdarkly")
+    import copy
+
+    fake = kit.sandbox.launchdarkly
+    before = copy.deepcopy(fake.flag(fake_module.SANDBOX_LD_FLAG))
+    service = kit.service()  # the sandbox overlay names the fake's token, project, flag and URL
+    results = await kit.run(service, "rollback")
+    assert all(r.status is Status.PASS for r in results.values()), {k: r.summary for k, r in results.items()}
+    patches = fake.calls("/api/v2/flags/", "PATCH")
+    assert patches and patches[0].query.get("dryRun") == "true"
+    assert patches[0].json()["instructions"] == [{"kind": "turnFlagOff"}]
+    assert fake.flag(fake_module.SANDBOX_LD_FLAG) == before  # a dry run changes nothing
+
+    service.settings = service.settings.replace(launchdarkly_flag="no-such-flag")
+    exists = (await kit.run(service, "rollback"))["rollback.flag_exists"]
+    assert exists.status is Status.FAIL and "no flag `no-such-flag`" in exists.summary
