@@ -50,21 +50,19 @@ async def smoke_test(ctx: CheckContext, p: Providers) -> Outcome:
         await call
         timings[step] = round((time.perf_counter() - started) * 1000, 1)
 
-    created = False
     cleanup_error = ""
     try:
+        # from here on the profile may exist (even a failed write can have landed): clean up
         await timed("identify", track.identify(customer_id, attributes))
-        created = True
         await timed("track", track.track(customer_id, SMOKE_EVENT,
                                          {"source": "cio-launchbot", "environment": ctx.environment},
                                          timestamp=int(ctx.now or time.time())))
     finally:
-        if created:
-            try:
-                await timed("suppress", track.suppress(customer_id))
-                await timed("delete", track.delete(customer_id))
-            except Exception as exc:  # reported below; the original failure, if any, wins
-                cleanup_error = str(exc)
+        try:
+            await timed("suppress", track.suppress(customer_id))
+            await timed("delete", track.delete(customer_id))
+        except Exception as exc:  # reported below; the original failure, if any, wins
+            cleanup_error = str(exc)
     figures = ", ".join(f"{k} {v:.0f} ms" for k, v in timings.items())
     data = {"profile": customer_id, "latency_ms": timings}
     if cleanup_error:
@@ -87,7 +85,7 @@ async def app_api(ctx: CheckContext, p: Providers) -> Outcome:
     if p.app is None:
         return skipped("the App API key is not set (see credentials.present)")
     started = time.perf_counter()
-    campaigns = await p.memo.once("app:campaigns", p.app.campaigns)
+    campaigns = await p.app.campaigns()  # its own call: the latency reported is real
     elapsed = (time.perf_counter() - started) * 1000
     return passed(f"App API answered in {elapsed:.0f} ms ({len(campaigns)} campaign(s))",
                   data={"latency_ms": round(elapsed, 1)})

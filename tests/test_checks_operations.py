@@ -246,3 +246,12 @@ async def test_rollback_against_the_sandbox_launchdarkly(kit):
     service.settings = service.settings.replace(launchdarkly_flag="no-such-flag")
     exists = (await kit.run(service, "rollback"))["rollback.flag_exists"]
     assert exists.status is Status.FAIL and "no flag `no-such-flag`" in exists.summary
+
+
+async def test_smoke_test_identify_failure_still_removes_whatever_landed(kit):
+    kit.cio.fail(r"^/api/v1/customers/[^/]+$", method="PUT", status=400,
+                 body={"meta": {"errors": ["attribute rejected"]}})
+    smoke = (await kit.run(kit.service(), "testing"))["testing.smoke_test"]
+    assert smoke.status is Status.ERROR and "attribute rejected" in smoke.summary
+    deleted = [c for c in kit.prod.deleted if c.startswith(SMOKE_PREFIX)]
+    assert len(deleted) == 1 and not kit.cio.calls("/events$")
