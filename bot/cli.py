@@ -140,6 +140,12 @@ async def sandbox_only(args: argparse.Namespace) -> int:
     return 0
 
 
+async def check(args: argparse.Namespace) -> int:
+    from bot.readiness import cli_check
+
+    return await cli_check(args.categories, environment=args.env, fmt=args.format)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cio-bot", description="Take a Customer.io integration to production safely.")
     parser.add_argument("--log-level", default=os.environ.get("CIO_LOG_LEVEL", "INFO"))
@@ -154,13 +160,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=sandbox_only)
     p = sub.add_parser("run", help="the main job on embedded defaults (what `make run` does)")
     p.set_defaults(func=run_main_job)
+    p = sub.add_parser("check", help="readiness checks: exit 0 = go, 1 = no-go, 2 = configuration error")
+    p.add_argument("categories", nargs="*", metavar="category",
+                   help="credentials integration campaigns deliverability monitoring testing documentation rollback")
+    p.add_argument("--env", choices=("production", "staging"), default="production")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(func=check)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    quiet = args.command in ("console", "run")
+    quiet = args.command in ("console", "run", "check")
     setup_logging("WARNING" if quiet and args.log_level == "INFO" else args.log_level)
     try:
         return asyncio.run(args.func(args))

@@ -9,6 +9,10 @@ Event names in use (payloads are plain dicts):
 - ``traffic.rolled_back`` {launch_id, actor, reason, channel_id}
 - ``alert.fired`` / ``alert.resolved`` {launch_id, alert_id, metric, value, threshold}
 - ``timeline.milestone`` {launch_id, milestone, name}
+- ``timeline.action`` {launch_id, milestone, action, channel_id, thread_ts}; the readiness
+  domain runs ``readiness_check:staging`` (all checks against staging) and ``smoke_test``
+  (the testing category against production), posting the progressive report there
+- ``checks.completed`` {run_id, environment, verdict, counts, source, channel_id, launch_id}
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from bot.status import StatusRegistry
 from bot.store import Store
 
 if TYPE_CHECKING:
+    from bot.readiness import ReadinessService
     from bot.traffic import TrafficService
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class Services:
     loops: dict[str, Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=dict)
     inflight: int = 0  # Slack requests being handled (commands and buttons, after their ack)
     traffic: TrafficService | None = None
+    readiness: ReadinessService | None = None
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None, store: Store | None = None) -> Services:

@@ -23,6 +23,7 @@ from bot.sandbox.slack import (
     SANDBOX_SIGNING_SECRET,
     FakeSlack,
 )
+from bot.sandbox.web import FakeWeb
 
 SANDBOX_OPERATOR = "U0OPERATOR"
 SANDBOX_VIEWER = "U0VIEWER"
@@ -34,9 +35,11 @@ class Sandbox:
         self.customerio = FakeCustomerIO()
         self.customerio_prod, self.customerio_staging = self.customerio.seed_sandbox()
         self.webhook_signing_key = "sandbox-webhook-signing-key"
+        self.web = FakeWeb()  # documentation links (runbook, event catalog, escalation page)
         self.servers = [self.slack, self.customerio]
         self.launchdarkly = FakeLaunchDarkly()
         self.servers.append(self.launchdarkly)
+        self.servers.append(self.web)
 
     async def start(self) -> Sandbox:
         for server in self.servers:

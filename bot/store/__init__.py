@@ -59,13 +59,14 @@ class Store:
         self._depth = 0
         self.migrate()
         from bot.store.audit import AuditRepo
+        from bot.store.checks import ChecksRepo
         from bot.store.launch import LaunchRepo
+        from bot.store.traffic import TrafficRepo
 
         self.audit = AuditRepo(self)
         self.launches = LaunchRepo(self)
-        from bot.store.traffic import TrafficRepo
-
         self.traffic = TrafficRepo(self)
+        self.checks = ChecksRepo(self)
 
     # -- schema ---------------------------------------------------------------------------
     def migrate(self) -> dict[str, int]:
