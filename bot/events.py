@@ -8,7 +8,13 @@ Event names in use (payloads are plain dicts):
 - ``traffic.changed``   {launch_id, from_pct, to_pct, actor, reason, forced}
 - ``traffic.rolled_back`` {launch_id, actor, reason, channel_id}
 - ``alert.fired`` / ``alert.resolved`` {launch_id, alert_id, metric, value, threshold}
-- ``timeline.milestone`` {launch_id, milestone, name}
+- ``timeline.milestone`` {launch_id, milestone, name, label, channel_id, thread_ts, late_seconds}
+  after a milestone's reminder is posted (``milestone`` is its key, e.g. ``t-24h``)
+- ``timeline.action``    {launch_id, milestone, action, channel_id, thread_ts} a milestone's job
+  for another domain, to run and answer in the thread of ``thread_ts``: ``readiness_check:staging``
+  (T-24h) and ``smoke_test`` (T-12h) for the checks domain, ``review`` (T+24h) for the review;
+  actions set in ``[[timeline.milestones]]`` of CIO_CONFIG are published the same way. A late
+  action (beyond ``[timeline] grace_minutes``) is published only after an operator confirms it.
 """
 
 from __future__ import annotations

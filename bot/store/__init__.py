@@ -63,6 +63,9 @@ class Store:
 
         self.audit = AuditRepo(self)
         self.launches = LaunchRepo(self)
+        from bot.store.timeline import TimelineRepo
+
+        self.timeline = TimelineRepo(self)
 
     # -- schema ---------------------------------------------------------------------------
     def migrate(self) -> dict[str, int]:
