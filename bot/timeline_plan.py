@@ -233,6 +233,7 @@ class When:
 
 EXAMPLES = "`2026-12-10 15:00 Europe/Berlin`, ISO 8601 such as `2026-12-10T14:00Z`, or `in 26h`"
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ISO = re.compile(r"^\d{4}-?\d{2}-?\d{2}[Tt]\d")
 _TIME = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
 _RELATIVE = re.compile(r"^in\s+(.+)$", re.I)
 
@@ -305,15 +306,15 @@ def parse_when(text: str, *, default_zone: str, now: datetime) -> When:
     if len(tokens) > 3:
         raise junk
     first = tokens[0]
-    if "T" in first.upper() and not _DATE.match(first):
+    if _ISO.match(first):
         if len(tokens) > 2:
             raise junk
-        zone_name = tokens[1] if len(tokens) == 2 else default_zone
-        zone = zone_of(zone_name)
         try:
             parsed = datetime.fromisoformat(first.upper())
         except ValueError:
             raise junk from None
+        zone_name = tokens[1] if len(tokens) == 2 else default_zone
+        zone = zone_of(zone_name)
         if parsed.tzinfo is None:
             parsed = localize(parsed, zone, zone_name)
         return When(parsed.astimezone(UTC), zone_name)
