@@ -13,11 +13,14 @@ several processes on one database:
 A process killed between 1 and 2 leaves a claim that nobody posted: when its lease runs
 out another process (or this one after a restart) claims it again and posts it, once. A post
 that fails (Slack error, timeout) keeps the claim and becomes claimable again after a
-backoff. The one window that can double a post is between Slack accepting the message and
-step 3 committing: a crash there (SIGKILL within those microseconds) or a Slack answer lost
-on the wire leaves a claim whose post happened; it is posted again after the lease. Step 3
-is a single autocommit statement right after the answer and nothing runs in between, which
-keeps that window as small as a write can make it.
+backoff. The one window that could double a post is between Slack accepting the message and
+step 3 committing (a crash in those microseconds, or Slack's answer lost on the wire). Step 3
+is a single autocommit statement right after the answer with nothing in between, so the
+window is as small as a write can make it; and every post carries Slack message metadata
+naming the milestone, so a later attempt first looks in the channel's recent history
+(``conversations.history``) and records the post it finds instead of posting again. Only if
+that history cannot be read (Slack down, the ``channels:history`` scope missing) does a retry
+post without looking: at least once, never silently never.
 
 Late milestones (downtime, a pause) are posted late and say by how much; an action more
 than ``grace_minutes`` late waits for an operator's confirmation. A rollback pauses the
@@ -60,6 +63,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Slack message metadata event type that marks a milestone's post (to find it after a crash)
+METADATA_EVENT = "cio_timeline_milestone"
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -79,6 +85,8 @@ class TimelineService:
         #: called after a milestone is claimed and before it is posted; None in production
         #: (``bot.timeline_worker`` sets it to hold a claim so a test can kill the process there)
         self.after_claim: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+        #: called after Slack accepted a post and before it is recorded; None in production
+        self.after_post: Callable[[dict[str, Any]], Awaitable[None]] | None = None
 
     # -- helpers ------------------------------------------------------------------------------------
     @property
@@ -382,16 +390,24 @@ class TimelineService:
             await self.after_claim(m)
         if not self.repo.still_claimed(m["id"], self.worker_id):
             return False  # our lease ran out while we prepared; whoever claimed it next posts it
-        try:
-            ts = await asyncio.wait_for(self.services.slack.post_message(timeline["channel_id"], text, blocks),
-                                        self.config.post_timeout_s)
-        except (ProviderError, TimeoutError) as exc:
-            retry = min(300.0, 5.0 * 2 ** min(m["attempts"] - 1, 6))
-            self.repo.retry_later(m["id"], self.worker_id, retry_at=self.clock.timestamp() + retry,
-                                  error=str(exc) if isinstance(exc, ProviderError) else "timed out")
-            log.warning("milestone %s not posted (attempt %d), retrying in %.0f s: %s", m["label"], m["attempts"],
-                        retry, exc)
-            return False
+        ts = await self._earlier_post(m, timeline["channel_id"]) if m["attempts"] > 1 else None
+        if ts is None:
+            try:
+                ts = await asyncio.wait_for(
+                    self.services.slack.post_message(timeline["channel_id"], text, blocks, metadata={
+                        "event_type": METADATA_EVENT,
+                        "event_payload": {"milestone_id": m["id"], "launch_id": m["launch_id"], "key": m["key"]},
+                    }),
+                    self.config.post_timeout_s)
+            except (ProviderError, TimeoutError) as exc:
+                retry = min(300.0, 5.0 * 2 ** min(m["attempts"] - 1, 6))
+                self.repo.retry_later(m["id"], self.worker_id, retry_at=self.clock.timestamp() + retry,
+                                      error=str(exc) if isinstance(exc, ProviderError) else "timed out")
+                log.warning("milestone %s not posted (attempt %d), retrying in %.0f s: %s", m["label"],
+                            m["attempts"], retry, exc)
+                return False
+            if self.after_post is not None:
+                await self.after_post(m)
         # Slack has the message: record it at once (the only double-post window ends here).
         action_state = "waiting" if wait else ("started" if m["action"] and not m["ramp_to"] else "none")
         if not self.repo.mark_posted(m["id"], self.worker_id, message_ts=ts, posted_ts=self.clock.timestamp(),
@@ -411,6 +427,25 @@ class TimelineService:
             self.services.spawn(self._run_action(m, ts, timeline["channel_id"], final="done"),
                                 name=f"timeline-action-{m['id']}")
         return True
+
+    async def _earlier_post(self, m: dict[str, Any], channel: str) -> str | None:
+        """An earlier attempt (a process killed after Slack accepted its post, or an answer lost on
+        the wire) may have posted this milestone: find it by its metadata instead of posting again.
+        If the history cannot be read, the milestone is posted (at least once beats never)."""
+        try:
+            messages = await asyncio.wait_for(self.services.slack.recent_messages(channel),
+                                              self.config.post_timeout_s)
+        except (ProviderError, TimeoutError) as exc:
+            log.warning("could not look for an earlier post of %s (%s); posting it", m["label"], exc)
+            return None
+        for message in messages:
+            meta = message.get("metadata") or {}
+            payload = meta.get("event_payload") or {}
+            if meta.get("event_type") == METADATA_EVENT and payload.get("milestone_id") == m["id"]:
+                log.info("milestone %s was already posted by an earlier attempt (ts %s); not posting it again",
+                         m["label"], message.get("ts"))
+                return str(message["ts"])
+        return None
 
     async def _run_action(self, m: dict[str, Any], thread_ts: str, channel_id: str, *, final: str) -> None:
         await self.services.events.publish("timeline.action", {

@@ -213,13 +213,18 @@ class TimelineConfig:
         heads_up = int(number("heads_up_minutes", 0, 0, 24 * 60))
         if heads_up and -heads_up * 60 in offsets:
             raise ConfigError("[timeline] heads_up_minutes falls on the same instant as a milestone; change one.")
+        lease_s = number("claim_lease_seconds", 120, 10, 3600)
+        post_timeout_s = number("post_timeout_seconds", 30, 1, 600)
+        if post_timeout_s * 2 > lease_s:
+            raise ConfigError("[timeline] claim_lease_seconds in CIO_CONFIG must be at least twice "
+                              "post_timeout_seconds, so a slow post never outlives its claim.")
         return cls(
             milestones=milestones,
             heads_up_minutes=heads_up,
             grace_s=int(number("grace_minutes", 15, 0, 7 * 24 * 60) * 60),
-            lease_s=number("claim_lease_seconds", 120, 10, 3600),
+            lease_s=lease_s,
             tick_s=number("tick_seconds", 5, 0.05, 300),
-            post_timeout_s=number("post_timeout_seconds", 30, 1, 600),
+            post_timeout_s=post_timeout_s,
             concurrency=int(number("post_concurrency", 16, 1, 256)),
         )
 

@@ -16,7 +16,8 @@ stdin, one per line, answering on stdout:
 
 ``CIO_WORKER_HOLD_AFTER_CLAIM=<milestone key>`` (driven mode only) makes the process print
 ``claimed <key>`` after claiming that milestone and then hold the claim without posting, so
-a test can SIGKILL it between the claim and the post.
+a test can SIGKILL it between the claim and the post; ``CIO_WORKER_HOLD_AFTER_POST=<key>``
+holds after Slack accepted the post and before the database records it (``posted <key>``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.app import configure_domains
+from bot.cli import setup_logging
 from bot.clock import FakeClock
 from bot.config import ConfigError, Settings
 from bot.services import Services
@@ -51,6 +53,14 @@ async def _driven(services: Services, clock: FakeClock) -> None:
                 await asyncio.Event().wait()  # until the test kills the process
 
         timeline.after_claim = hold_claim
+    hold_posted = os.environ.get("CIO_WORKER_HOLD_AFTER_POST")
+    if hold_posted:
+        async def hold_post(m: dict[str, Any]) -> None:
+            if m["key"] == hold_posted:
+                _say(f"posted {m['key']}")
+                await asyncio.Event().wait()  # Slack has it, the database does not: kill here
+
+        timeline.after_post = hold_post
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -70,8 +80,9 @@ async def _driven(services: Services, clock: FakeClock) -> None:
 
 
 async def main() -> int:
-    settings = Settings.from_env()
     driven = os.environ.get("CIO_WORKER_CONTROL") == "stdin"
+    setup_logging(os.environ.get("CIO_LOG_LEVEL", "WARNING" if driven else "INFO"))
+    settings = Settings.from_env()
     clock = FakeClock() if driven else None
     services = configure_domains(Services.build(settings, clock=clock))
     try:

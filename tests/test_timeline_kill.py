@@ -37,12 +37,15 @@ class Worker:
         self.id = ""
 
     @classmethod
-    async def start(cls, sandbox, db: Path, log: Path, *, hold: str | None = None) -> Worker:
+    async def start(cls, sandbox, db: Path, log: Path, *, hold: str | None = None,
+                    hold_posted: str | None = None) -> Worker:
         env = {**os.environ, **sandbox.env(), "CIO_DB_PATH": str(db), "CIO_WORKER_CONTROL": "stdin",
                "PYTHONPATH": str(ROOT)}
         env.pop("CIO_CONFIG", None)
         if hold:
             env["CIO_WORKER_HOLD_AFTER_CLAIM"] = hold
+        if hold_posted:
+            env["CIO_WORKER_HOLD_AFTER_POST"] = hold_posted
         with log.open("ab") as err:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bot.timeline_worker", env=env, cwd=str(ROOT),
@@ -180,3 +183,57 @@ async def test_two_processes_on_one_database_post_each_milestone_once(tmp_path, 
     rows = _rows(db)
     assert {r["claimed_by"] for r in rows.values()} <= {a.id, b.id}
     assert all(r["state"] in ("posted", "awaiting") for r in rows.values())
+
+
+async def test_sigkill_after_slack_accepted_before_the_database_recorded(tmp_path, sandbox, timeline_bot, clock):
+    """The narrow window: Slack has the post, the claim row does not know. The next attempt finds
+    the post by its metadata in the channel history and records it instead of posting again."""
+    db = await _plan(timeline_bot, clock)
+    log = tmp_path / "workers.log"
+    first = await Worker.start(sandbox, db, log, hold_posted="t-24h")
+    try:
+        await first.at(DUE["T-24h"])
+        first.send("tick")
+        assert await first.read() == "posted t-24h"
+        await first.kill()
+    finally:
+        if first.proc.returncode is None:
+            await first.kill()
+    (post,) = milestone_posts(sandbox.slack, "T-24h")
+    assert _rows(db)["T-24h"]["message_ts"] is None
+    second = await Worker.start(sandbox, db, log)
+    try:
+        await second.at("2026-12-02T12:02:01+00:00")
+        assert await second.tick() == 1
+        await second.quit()
+    finally:
+        if second.proc.returncode is None:
+            await second.kill()
+    assert milestone_posts(sandbox.slack, "T-24h") == [post], "not posted a second time"
+    row = _rows(db)["T-24h"]
+    assert row["state"] == "posted" and row["message_ts"] == post.ts and row["attempts"] == 2
+    assert any(r.path.endswith("conversations.history") for r in sandbox.slack.requests)
+
+
+async def test_history_unreadable_means_at_least_once_not_never(tmp_path, sandbox, timeline_bot, clock):
+    db = await _plan(timeline_bot, clock)
+    log = tmp_path / "workers.log"
+    first = await Worker.start(sandbox, db, log, hold="t-24h")
+    try:
+        await first.at(DUE["T-24h"])
+        first.send("tick")
+        assert await first.read() == "claimed t-24h"
+        await first.kill()
+    finally:
+        if first.proc.returncode is None:
+            await first.kill()
+    sandbox.slack.fail("conversations.history", status=200, body={"ok": False, "error": "missing_scope"})
+    second = await Worker.start(sandbox, db, log)
+    try:
+        await second.at("2026-12-02T12:02:01+00:00")
+        assert await second.tick() == 1
+        await second.quit()
+    finally:
+        if second.proc.returncode is None:
+            await second.kill()
+    assert len(milestone_posts(sandbox.slack, "T-24h")) == 1

@@ -148,11 +148,11 @@ async def test_a_failed_post_is_retried_once_without_doubling(timeline_bot, cloc
     clock.set(utc("2026-12-01T12:00:00+00:00"))
     bot = await timeline_bot()
     await bot.command("/cio golive in 25h")
-    bot.slack.fail("chat.postMessage", status=500, times=3)  # the gateway's own retries are used up too
+    bot.slack.fail("chat.postMessage", status=200, body={"ok": False, "error": "fatal_error"})
     clock.set(utc("2026-12-01T13:00:00+00:00"))
     assert await bot.services.timeline.tick() == 0
     (row,) = [m for m in bot.store.timeline.milestones(1) if m["key"] == "t-24h"]
-    assert row["state"] == "claimed" and row["message_ts"] is None and "500" in (row["last_error"] or "")
+    assert row["state"] == "claimed" and row["message_ts"] is None and "fatal_error" in (row["last_error"] or "")
     assert await bot.services.timeline.tick() == 0, "not before the backoff"
     clock.set(utc("2026-12-01T13:00:06+00:00"))
     assert await bot.services.timeline.tick() == 1

@@ -59,16 +59,26 @@ class SlackGateway:
         return dict(response.data) if isinstance(response.data, dict) else {}
 
     async def post_message(
-        self, channel: str, text: str, blocks: Blocks = None, *, thread_ts: str | None = None
+        self, channel: str, text: str, blocks: Blocks = None, *, thread_ts: str | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> str:
+        """Post; ``metadata`` ({event_type, event_payload}) lets the bot find the message again."""
         data = await self._call(
             "chat.postMessage",
             self.client.chat_postMessage(
                 channel=channel, text=text, blocks=_blocks(blocks), thread_ts=thread_ts,
-                unfurl_links=False, unfurl_media=False,
+                unfurl_links=False, unfurl_media=False, metadata=metadata,
             ),
         )
         return str(data.get("ts"))
+
+    async def recent_messages(self, channel: str, *, limit: int = 200) -> list[dict[str, Any]]:
+        """The channel's latest messages, newest first, with their metadata."""
+        data = await self._call(
+            "conversations.history",
+            self.client.conversations_history(channel=channel, limit=limit, include_all_metadata=True),
+        )
+        return list(data.get("messages") or [])
 
     async def update_message(self, channel: str, ts: str, text: str, blocks: Blocks = None) -> None:
         await self._call(
