@@ -181,9 +181,12 @@ class TimelineService:
         self._kick.set()
         posted = await self._post_plan(launch_id, user_id=user_id, moved_from=old_t0)
         kept = len(milestones) - len(pending)
+        went_live = any(m["offset_s"] == 0 and m["state"] not in ("pending", "claimed") for m in milestones)
         return Outcome(f"Moved T-0 to {when(t0.timestamp(), chosen.zone)}: {len(moves)} pending milestones moved"
                        + (f", {kept} kept as they were" if kept else "")
-                       + (f"; posted in <#{channel}>." if posted else f"; I could not post it in <#{channel}>."))
+                       + (f"; posted in <#{channel}>." if posted else f"; I could not post it in <#{channel}>.")
+                       + (" T-0 itself had already come due; to run the whole plan again, `/cio golive cancel` "
+                          "and plan anew." if went_live else ""))
 
     async def _post_plan(self, launch_id: int, *, user_id: str, moved_from: float | None) -> bool:
         timeline = self.repo.get(launch_id)
@@ -352,6 +355,7 @@ class TimelineService:
     async def run(self) -> None:
         """The scheduler loop: tick, then sleep until the next milestone (or a new plan)."""
         while True:
+            self._kick.clear()  # a plan made while we tick sets it again: no wake-up is lost
             try:
                 await self.tick()
             except Exception:
@@ -359,7 +363,6 @@ class TimelineService:
             now = self.clock.timestamp()
             nxt = self.repo.next_wakeup()
             delay = self.config.tick_s if nxt is None else min(self.config.tick_s, max(0.05, nxt - now))
-            self._kick.clear()
             sleeper = asyncio.ensure_future(self.clock.sleep(delay))
             kicked = asyncio.ensure_future(self._kick.wait())
             try:

@@ -3,16 +3,36 @@
 
 Offsets are elapsed time from T-0: across a daylight-saving change T-24h is 24 real hours
 before T-0, so its wall-clock time differs from T-0's by an hour. Every instant is kept in UTC.
+
+CIO_CONFIG (every key optional)::
+
+    [timeline]
+    heads_up_minutes = 10        # a heads-up this long before T-0 (0 = none, the default)
+    grace_minutes = 15           # an action later than this waits for an operator to confirm it
+    claim_lease_seconds = 120    # a claim whose process died is taken over after this
+    post_timeout_seconds = 30    # one post's time limit (at most half the lease)
+    tick_seconds = 5             # the scheduler's longest sleep (it wakes on time regardless)
+    post_concurrency = 16        # posts in flight at once (many launches due together)
+
+    [[timeline.milestones]]      # override a default milestone by key, or add one
+    key = "t-24h"                # defaults: t-24h t-12h t-1h t0 t+1h t+2h t+24h
+    offset = "-36h"              # "-24h", "+1h30m", "-10m", "0"
+    name = "Staging sign-off"
+    owners = ["S0123ABC", "U0456DEF"]   # mentioned in the reminder (default: CIO_OPERATORS)
+    action = "readiness_check:staging"  # published as timeline.action ("" for none)
+    ramp_to = 50                 # ramp milestones: health gate + a "Ramp to 50%" button (false: none)
+    enabled = false              # drop a default milestone
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, available_timezones
 
 from bot.config import OPERATOR_ID, ConfigError
 from bot.errors import UserError
@@ -243,20 +263,25 @@ _TIME = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
 _RELATIVE = re.compile(r"^in\s+(.+)$", re.I)
 
 
-def zone_of(name: str) -> ZoneInfo:
+@functools.cache
+def _zones_by_folded_name() -> dict[str, str]:
+    return {z.casefold(): z for z in available_timezones()}
+
+
+def zone_name(name: str) -> str:
+    """The canonical IANA name for ``name`` (``utc``, ``Z`` and any letter case accepted)."""
     if name.upper() in ("Z", "UTC"):
-        return ZoneInfo("UTC")
-    try:
-        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*", name):
-            raise ValueError(name)
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return "UTC"
+    canonical = _zones_by_folded_name().get(name.casefold())
+    if canonical is None:
         raise UserError(f"`{name}` is not a time zone I know; use an IANA name such as Europe/Berlin, "
-                        "America/New_York or UTC.") from None
+                        "America/New_York or UTC.")
+    return canonical
 
 
-def localize(naive: datetime, zone: ZoneInfo, zone_name: str) -> datetime:
-    """A wall-clock time in ``zone`` -> an aware datetime; refuses gaps and repeats (DST)."""
+def localize(naive: datetime, name: str) -> datetime:
+    """A wall-clock time in the zone ``name`` -> an aware datetime; refuses gaps and repeats (DST)."""
+    zone = ZoneInfo(name)
     first = naive.replace(tzinfo=zone, fold=0)
     second = naive.replace(tzinfo=zone, fold=1)
     shown = naive.strftime("%Y-%m-%d %H:%M")
@@ -266,12 +291,12 @@ def localize(naive: datetime, zone: ZoneInfo, zone_name: str) -> datetime:
             before = (first.astimezone(UTC) - timedelta(hours=3)).astimezone(zone)
             after = (first.astimezone(UTC) + timedelta(hours=3)).astimezone(zone)
             raise UserError(
-                f"{shown} does not exist in {zone_name}: the clocks jump forward that night "
+                f"{shown} does not exist in {name}: the clocks jump forward that night "
                 f"(from {before.strftime('%Z')} to {after.strftime('%Z')}); pick a time outside the skipped hour."
             )
         offsets = [_offset(d) for d in (first, second)]
         raise UserError(
-            f"{shown} happens twice in {zone_name} (the clocks go back that night); say which with "
+            f"{shown} happens twice in {name} (the clocks go back that night); say which with "
             f"an offset: `{naive.strftime('%Y-%m-%dT%H:%M')}{offsets[0]}` or "
             f"`{naive.strftime('%Y-%m-%dT%H:%M')}{offsets[1]}`."
         )
@@ -304,9 +329,8 @@ def parse_when(text: str, *, default_zone: str, now: datetime) -> When:
         zone_text = rest[pos:].strip()
         if pos == 0 or " " in zone_text:
             raise junk
-        zone_name = zone_text or default_zone
-        zone_of(zone_name)
-        return When((now + timedelta(seconds=total)).astimezone(UTC), zone_name)
+        zone = zone_name(zone_text or default_zone)
+        return When((now + timedelta(seconds=total)).astimezone(UTC), zone)
     tokens = raw.split(" ")
     if len(tokens) > 3:
         raise junk
@@ -318,11 +342,10 @@ def parse_when(text: str, *, default_zone: str, now: datetime) -> When:
             parsed = datetime.fromisoformat(first.upper())
         except ValueError:
             raise junk from None
-        zone_name = tokens[1] if len(tokens) == 2 else default_zone
-        zone = zone_of(zone_name)
+        zone = zone_name(tokens[1] if len(tokens) == 2 else default_zone)
         if parsed.tzinfo is None:
-            parsed = localize(parsed, zone, zone_name)
-        return When(parsed.astimezone(UTC), zone_name)
+            parsed = localize(parsed, zone)
+        return When(parsed.astimezone(UTC), zone)
     if not _DATE.match(first):
         raise junk
     if len(tokens) == 1:
@@ -330,11 +353,10 @@ def parse_when(text: str, *, default_zone: str, now: datetime) -> When:
     clock_m = _TIME.match(tokens[1])
     if not clock_m:
         raise junk
-    zone_name = tokens[2] if len(tokens) == 3 else default_zone
-    zone = zone_of(zone_name)
+    zone = zone_name(tokens[2] if len(tokens) == 3 else default_zone)
     try:
         day = date.fromisoformat(first)
         at = time(int(clock_m.group(1)), int(clock_m.group(2)), int(clock_m.group(3) or 0))
     except ValueError:
         raise UserError(f"`{first} {tokens[1]}` is not a real date and time; check the day and the hour.") from None
-    return When(localize(datetime.combine(day, at), zone, zone_name).astimezone(UTC), zone_name)
+    return When(localize(datetime.combine(day, at), zone).astimezone(UTC), zone)

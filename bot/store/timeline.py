@@ -29,9 +29,6 @@ if TYPE_CHECKING:
 
 DOMAIN = "timeline"
 
-OPEN_STATES = ("pending", "claimed")
-
-
 def _v1(db: sqlite_utils.Database) -> None:
     db["timelines"].create(
         {
@@ -313,21 +310,6 @@ class TimelineRepo:
             (state, action_state, user_id, now, milestone_id),
         )
         return cur.rowcount == 1
-
-    def skip_pending(self, milestone_id: int, *, user_id: str, now: str, note: str) -> bool:
-        cur = self.store.execute(
-            "UPDATE timeline_milestones SET state = 'skipped', resolved_by = ?, resolved_at = ?, note = ? "
-            "WHERE id = ? AND state = 'pending'",
-            (user_id, now, note, milestone_id),
-        )
-        return cur.rowcount == 1
-
-    def posts_per_message(self) -> list[dict[str, Any]]:
-        """Every recorded post (for tests and the bench)."""
-        return self.store.query(
-            "SELECT id, launch_id, key, message_ts, due_ts, posted_ts, late_s FROM timeline_milestones "
-            "WHERE message_ts IS NOT NULL ORDER BY id"
-        )
 
     # -- history ------------------------------------------------------------------------------
     def log(self, launch_id: int, plan_no: int, *, at: str, actor: str, kind: str, detail: str) -> None:
