@@ -45,12 +45,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from bot.config import OPERATOR_ID
 from bot.errors import UserError
 from bot.providers.http import ProviderError
 from bot.status import StatusSection
 from bot.timeline_plan import MAX_AHEAD, MIN_LEAD, TimelineConfig, When, human, parse_when
 from bot.timeline_render import (
     Gate,
+    escape,
     milestone_blocks,
     plan_blocks,
     resolved_blocks,
@@ -257,6 +259,8 @@ class TimelineService:
         if timeline is None or timeline["state"] != "active":
             return
         actor = str(payload.get("actor") or "")
+        if not OPERATOR_ID.match(actor):
+            actor = ""
         reason = str(payload.get("reason") or "")
         now_iso = self._now_iso()
         with self.services.store.transaction():
@@ -268,7 +272,7 @@ class TimelineService:
         pending = [m for m in self.repo.milestones(timeline["launch_id"], timeline["plan_no"])
                    if m["state"] == "pending"]
         text = ":double_vertical_bar: The go-live timeline is *paused* after the rollback" + \
-            (f" by <@{actor}>" if actor else "") + (f" ({reason})" if reason else "") + ": "
+            (f" by <@{actor}>" if actor else "") + (f" ({escape(reason)})" if reason else "") + ": "
         if pending:
             nxt = pending[0]
             text += (f"{len(pending)} pending milestone(s) will not fire (next was {nxt['label']} {nxt['name']}, "
@@ -400,7 +404,7 @@ class TimelineService:
                     self.services.slack.post_message(timeline["channel_id"], text, blocks, metadata={
                         "event_type": METADATA_EVENT,
                         "event_payload": {"milestone_id": m["id"], "launch_id": m["launch_id"], "key": m["key"]},
-                    }),
+                    }, retry_unsafe=False),
                     self.config.post_timeout_s)
             except (ProviderError, TimeoutError) as exc:
                 retry = min(300.0, 5.0 * 2 ** min(m["attempts"] - 1, 6))
@@ -478,7 +482,7 @@ class TimelineService:
         if timeline["state"] == "cancelled":
             return StatusSection("Go-live timeline", lines + [":x: cancelled; `/cio golive <when>` plans again."])
         if timeline["state"] == "paused":
-            lines.append(f":double_vertical_bar: paused {timeline.get('paused_reason') or ''}; "
+            lines.append(f":double_vertical_bar: paused {escape(timeline.get('paused_reason') or '')}; "
                          "`/cio golive resume` resumes.")
         now = self.clock.timestamp()
         milestones = self.repo.milestones(timeline["launch_id"], timeline["plan_no"])

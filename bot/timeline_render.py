@@ -44,6 +44,11 @@ def when(ts: float, zone: str, fmt: str = "{date_short_pretty} {time}") -> str:
     return blocks.user_date(ts, local.strftime("%a %Y-%m-%d %H:%M %Z"), fmt)
 
 
+def escape(text: str) -> str:
+    """Free text (a rollback reason) shown as text: no mentions, links or channel pings."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def owners_text(owners: Sequence[str]) -> str:
     return " ".join(mention(o) for o in owners)
 
@@ -206,7 +211,7 @@ def timeline_view(timeline: dict[str, Any] | None, milestones: Sequence[dict[str
     state = timeline["state"]
     status = {"active": "running", "paused": ":double_vertical_bar: *paused*", "cancelled": ":x: *cancelled*"}[state]
     if state == "paused" and timeline.get("paused_reason"):
-        status += f" ({timeline['paused_reason']})"
+        status += f" ({escape(timeline['paused_reason'])})"
     lead = f"*T-0:* {when(timeline['t0_ts'], zone)} ({zone}) · timeline {status}"
     lines = []
     for m in milestones:
@@ -231,7 +236,7 @@ def timeline_view(timeline: dict[str, Any] | None, milestones: Sequence[dict[str
         out.append(blocks.context(f"Earlier plans: {summary}."))
     if history:
         hist = "\n".join(
-            f"`{h['at'][:16].replace('T', ' ')} UTC` {('<@' + h['actor'] + '> ') if h['actor'] else ''}{h['detail']}"
+            f"`{h['at'][:16].replace('T', ' ')} UTC` {('<@' + h['actor'] + '> ') if h['actor'] else ''}{escape(h['detail'])}"
             for h in history[-10:])
         out.append(blocks.section("*History*\n" + hist))
     plain = [lead.replace("*", "")] + [line.replace("*", "") for line in lines]

@@ -167,8 +167,10 @@ async def test_rollback_pauses_the_timeline_and_resume_catches_up(timeline_bot, 
     await bot.command("/cio golive 2026-10-25 15:00")
     launch_id = bot.store.launches.current("C0LAUNCH01")["id"]
     await bot.services.events.publish("traffic.rolled_back", {"launch_id": launch_id, "actor": "U0OPERATOR",
-                                                              "reason": "bounces", "channel_id": "C0LAUNCH01"})
+                                                              "reason": "bounces <!channel>",
+                                                              "channel_id": "C0LAUNCH01"})
     paused = bot.slack.channel_messages()[-1].text
+    assert "(bounces &lt;!channel&gt;)" in paused, "a reason is shown as text, never a ping"
     assert "paused" in paused and "7 pending milestone(s) will not fire" in paused and "/cio golive resume" in paused
     await bot.services.events.publish("traffic.rolled_back", {"launch_id": launch_id, "actor": "U0OPERATOR",
                                                               "reason": "again", "channel_id": "C0LAUNCH01"})
@@ -177,7 +179,7 @@ async def test_rollback_pauses_the_timeline_and_resume_catches_up(timeline_bot, 
     assert await service.tick() == 0
     assert milestone_posts(bot.slack) == []
     assert "on hold" in (await bot.command("/cio timeline")).text
-    assert "paused after a rollback: bounces" in (await bot.command("/cio status")).all_text()
+    assert "paused after a rollback: bounces &lt;!channel&gt;" in (await bot.command("/cio status")).all_text()
     resumed = await bot.command("/cio golive resume")
     assert "1 missed milestone" in resumed.text
     assert any("came due during the pause (T-24h)" in m.text for m in bot.slack.channel_messages())

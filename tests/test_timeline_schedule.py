@@ -148,18 +148,26 @@ async def test_a_failed_post_is_retried_once_without_doubling(timeline_bot, cloc
     clock.set(utc("2026-12-01T12:00:00+00:00"))
     bot = await timeline_bot()
     await bot.command("/cio golive in 25h")
-    bot.slack.fail("chat.postMessage", status=200, body={"ok": False, "error": "fatal_error"})
+    # a 5xx may come after Slack accepted the message: the post is not blindly retried
+    bot.slack.fail("chat.postMessage", status=500)
     clock.set(utc("2026-12-01T13:00:00+00:00"))
     assert await bot.services.timeline.tick() == 0
+    assert len(bot.slack.calls("chat.postMessage")) == 2, "the plan, then one attempt: no SDK retry"
     (row,) = [m for m in bot.store.timeline.milestones(1) if m["key"] == "t-24h"]
-    assert row["state"] == "claimed" and row["message_ts"] is None and "fatal_error" in (row["last_error"] or "")
-    assert await bot.services.timeline.tick() == 0, "not before the backoff"
-    clock.set(utc("2026-12-01T13:00:06+00:00"))
+    assert row["state"] == "claimed" and row["message_ts"] is None and "500" in (row["last_error"] or "")
+    bot.slack.fail("chat.postMessage", status=200, body={"ok": False, "error": "fatal_error"})
+    clock.set(utc("2026-12-01T13:00:05+00:00"))
+    assert await bot.services.timeline.tick() == 0
+    (row,) = [m for m in bot.store.timeline.milestones(1) if m["key"] == "t-24h"]
+    assert "fatal_error" in row["last_error"] and row["attempts"] == 2
+    assert await bot.services.timeline.tick() == 0, "not before the backoff (10 s after the second failure)"
+    clock.set(utc("2026-12-01T13:00:15+00:00"))
     assert await bot.services.timeline.tick() == 1
     assert await bot.services.timeline.tick() == 0
     assert len(milestone_posts(bot.slack, "T-24h")) == 1
+    assert len(bot.slack.calls("conversations.history")) == 2, "each retry first looks for an earlier post"
     (row,) = [m for m in bot.store.timeline.milestones(1) if m["key"] == "t-24h"]
-    assert row["state"] == "posted" and row["attempts"] == 2
+    assert row["state"] == "posted" and row["attempts"] == 3 and row["late_s"] == 15
 
 
 async def test_status_shows_the_next_milestone(timeline_bot, clock):

@@ -44,6 +44,11 @@ class SlackGateway:
                 AsyncConnectionErrorRetryHandler(max_retry_count=1),
             ]
         )
+        # for posts that must not be doubled: a 5xx or a dropped connection may come after Slack
+        # accepted the message, so only 429 (not processed) is retried here; the caller retries
+        # after checking whether the post landed (see bot.timeline)
+        self.strict_client = AsyncWebClient(token=token, base_url=base_url, timeout=timeout)
+        self.strict_client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
         self._group_cache: dict[str, tuple[float, frozenset[str]]] = {}
         self.group_cache_ttl = 60.0
 
@@ -60,12 +65,14 @@ class SlackGateway:
 
     async def post_message(
         self, channel: str, text: str, blocks: Blocks = None, *, thread_ts: str | None = None,
-        metadata: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None, retry_unsafe: bool = True,
     ) -> str:
-        """Post; ``metadata`` ({event_type, event_payload}) lets the bot find the message again."""
+        """Post; ``metadata`` ({event_type, event_payload}) lets the bot find the message again.
+        ``retry_unsafe=False`` retries only rate limits, never an error that may follow a post."""
+        client = self.client if retry_unsafe else self.strict_client
         data = await self._call(
             "chat.postMessage",
-            self.client.chat_postMessage(
+            client.chat_postMessage(
                 channel=channel, text=text, blocks=_blocks(blocks), thread_ts=thread_ts,
                 unfurl_links=False, unfurl_media=False, metadata=metadata,
             ),
