@@ -240,3 +240,35 @@ async def test_heads_up_skipped_when_it_would_come_after_t0(timeline_bot, clock)
     rows = {m["key"]: m for m in bot.store.timeline.milestones(1)}
     assert rows["heads-up"]["state"] == "skipped" and "T-0 had passed" in rows["heads-up"]["note"]
     assert rows["t0"]["state"] == "posted"
+
+
+async def test_replan_while_paused_stays_paused_and_late_actions_wait_for_resume(timeline_bot, clock):
+    clock.set(utc(NOW))
+    bot = await timeline_bot()
+    await bot.command("/cio golive 2026-10-25 15:00")
+    clock.set(utc("2026-10-24T15:00:00+00:00"))  # T-24h an hour late: waits for confirmation
+    await bot.services.timeline.tick()
+    t24 = milestone_posts(bot.slack, "T-24h")[0]
+    launch_id = bot.store.launches.current("C0LAUNCH01")["id"]
+    await bot.services.events.publish("traffic.rolled_back", {"launch_id": launch_id, "actor": "U0OPERATOR",
+                                                              "reason": "", "channel_id": "C0LAUNCH01"})
+    refused = await bot.click(t24, "timeline_run_late")
+    assert "The timeline is paused, so T-24h was not run; resume it first" in refused.text
+    moved = await bot.command("/cio golive 2026-10-27 15:00")
+    assert "Moved T-0" in moved.text
+    plan = bot.slack.channel_messages()[-1]
+    assert "paused" in json.dumps(plan.blocks) and "/cio golive resume" in json.dumps(plan.blocks)
+    assert bot.store.timeline.for_channel("C0LAUNCH01")["state"] == "paused"
+    await bot.command("/cio golive resume")
+    ran = await bot.click(t24, "timeline_run_late")
+    assert "Running T-24h" in ran.text
+
+
+async def test_plan_kept_when_slack_cannot_take_the_announcement(timeline_bot, clock):
+    clock.set(utc(NOW))
+    bot = await timeline_bot()
+    bot.slack.fail("chat.postMessage", status=200, body={"ok": False, "error": "not_in_channel"}, times=None)
+    answer = await bot.command("/cio golive 2026-10-30 15:00")
+    assert "I could not post the plan in <#C0LAUNCH01>" in answer.text
+    bot.slack.clear_faults()
+    assert "T-24h" in (await bot.command("/cio timeline")).text
