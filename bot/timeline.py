@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from bot.clock import Clock
 from bot.config import OPERATOR_ID
 from bot.errors import UserError
 from bot.providers.http import ProviderError
@@ -92,7 +93,7 @@ class TimelineService:
 
     # -- helpers ------------------------------------------------------------------------------------
     @property
-    def clock(self) -> Any:
+    def clock(self) -> Clock:
         return self.services.clock
 
     def _now_iso(self) -> str:
@@ -146,6 +147,9 @@ class TimelineService:
             plan_no = self.repo.start_plan(launch_id=launch["id"], channel_id=channel,
                                            t0=t0.isoformat(timespec="seconds"), t0_ts=t0.timestamp(),
                                            timezone=chosen.zone, user_id=user_id, now=now_iso, milestones=rows)
+            if plan_no is None:
+                raise UserError("Someone planned the go-live a moment ago, so I changed nothing; "
+                                "`/cio timeline` shows it and `/cio golive <when>` moves it.")
             self.repo.log(launch["id"], plan_no, at=now_iso, actor=user_id, kind="planned",
                           detail=f"planned T-0 {_fmt(t0, chosen.zone)} ({len(rows)} milestones)")
         self._kick.set()
@@ -164,6 +168,10 @@ class TimelineService:
         old_t0 = timeline["t0_ts"]
         now_iso = self._now_iso()
         with self.services.store.transaction():
+            fresh = self.repo.get(launch_id)
+            if fresh is None or fresh["state"] == "cancelled" or fresh["plan_no"] != timeline["plan_no"]:
+                raise UserError("The go-live plan changed a moment ago, so I changed nothing; "
+                                "check `/cio timeline` and try again.")
             milestones = self.repo.milestones(launch_id, timeline["plan_no"])
             pending = [m for m in milestones if m["state"] == "pending"]
             moves = {}

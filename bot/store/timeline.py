@@ -135,10 +135,13 @@ class TimelineRepo:
     def start_plan(
         self, *, launch_id: int, channel_id: str, t0: str, t0_ts: float, timezone: str, user_id: str,
         now: str, milestones: list[dict[str, Any]],
-    ) -> int:
-        """A new plan for the launch (first, or after a cancel): returns its plan number."""
+    ) -> int | None:
+        """A new plan for the launch (first, or after a cancel): returns its plan number, or None
+        when a live plan exists (made by someone else a moment ago)."""
         with self.store.transaction():
             existing = self.get(launch_id)
+            if existing and existing["state"] != "cancelled":
+                return None
             plan_no = (existing["plan_no"] + 1) if existing else 1
             if existing:
                 self.store.execute(
