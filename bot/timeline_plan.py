@@ -330,7 +330,9 @@ def parse_when(text: str, *, default_zone: str, now: datetime) -> When:
         if pos == 0 or " " in zone_text:
             raise junk
         zone = zone_name(zone_text or default_zone)
-        return When((now + timedelta(seconds=total)).astimezone(UTC), zone)
+        # to the nearest whole minute, as the plan shows it
+        at = (now + timedelta(seconds=total + 30)).astimezone(UTC).replace(second=0, microsecond=0)
+        return When(at, zone)
     tokens = raw.split(" ")
     if len(tokens) > 3:
         raise junk
