@@ -398,14 +398,20 @@ class TimelineService:
                                       note="T-0 had passed when the heads-up came due")
             return False
         wait = bool(m["action"]) and not m["ramp_to"] and late > self.config.grace_s
-        gate = await self._gate(m["launch_id"]) if m["ramp_to"] else None
-        text, blocks = milestone_blocks(m, timeline, late_s=late, grace_s=self.config.grace_s,
-                                        wait_for_confirmation=wait, gate=gate)
-        if self.after_claim is not None:
-            await self.after_claim(m)
-        if not self.repo.still_claimed(m["id"], self.worker_id):
-            return False  # our lease ran out while we prepared; whoever claimed it next posts it
-        ts = await self._earlier_post(m, timeline["channel_id"]) if m["attempts"] > 1 else None
+        try:
+            gate = await self._gate(m["launch_id"]) if m["ramp_to"] else None
+            text, blocks = milestone_blocks(m, timeline, late_s=late, grace_s=self.config.grace_s,
+                                            wait_for_confirmation=wait, gate=gate)
+            if self.after_claim is not None:
+                await self.after_claim(m)
+            if not self.repo.still_claimed(m["id"], self.worker_id):
+                return False  # our lease ran out while we prepared; whoever claimed it next posts it
+            ts = await self._earlier_post(m, timeline["channel_id"]) if m["attempts"] > 1 else None
+        except asyncio.CancelledError:
+            # stopping (SIGTERM, deploy) before anything was sent: hand the milestone back at once,
+            # so the next process does not wait for the lease to run out
+            self.repo.release(m["id"], self.worker_id)
+            raise
         if ts is None:
             try:
                 ts = await asyncio.wait_for(

@@ -5,6 +5,7 @@ heads-up, the loop waking by itself, and a failed post retried without doubling.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from datetime import timedelta
 
@@ -177,3 +178,30 @@ async def test_status_shows_the_next_milestone(timeline_bot, clock):
     await bot.command("/cio golive 2026-12-10 15:00")
     status = (await bot.command("/cio status")).all_text()
     assert "Next: *T-24h* Final staging validation" in status and "in 8 d 2 h" in status
+
+
+async def test_a_graceful_stop_before_the_post_hands_the_claim_back(timeline_bot, clock):
+    clock.set(utc("2026-12-01T12:00:00+00:00"))
+    bot = await timeline_bot()
+    await bot.command("/cio golive in 25h")
+    service = bot.services.timeline
+    held = asyncio.Event()
+
+    async def hold(m):
+        held.set()
+        await asyncio.Event().wait()
+
+    service.after_claim = hold
+    for loop in bot.runtime.loop_tasks:  # only this test's tick runs the scheduler
+        loop.cancel()
+    clock.set(utc("2026-12-01T13:00:00+00:00"))
+    task = asyncio.create_task(service.tick())
+    await asyncio.wait_for(held.wait(), 5)
+    assert bot.store.timeline.milestones(1)[0]["state"] == "claimed"
+    task.cancel()  # what Runtime.stop does to the scheduler loop
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert bot.store.timeline.milestones(1)[0]["state"] == "pending", "handed back, no lease to wait for"
+    service.after_claim = None
+    assert await service.tick() == 1
+    assert len(milestone_posts(bot.slack, "T-24h")) == 1

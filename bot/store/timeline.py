@@ -296,6 +296,14 @@ class TimelineRepo:
             (retry_at, error[:500], milestone_id, worker),
         )
 
+    def release(self, milestone_id: int, worker: str) -> None:
+        """Give back a claim whose post was never sent (a graceful stop): claimable again now."""
+        self.store.execute(
+            "UPDATE timeline_milestones SET state = 'pending', claimed_by = NULL, claimed_at = NULL, "
+            "lease_until = NULL WHERE id = ? AND claimed_by = ? AND state = 'claimed' AND message_ts IS NULL",
+            (milestone_id, worker),
+        )
+
     def set_action_state(self, milestone_id: int, action_state: str, *, expect: tuple[str, ...]) -> bool:
         cur = self.store.execute(
             f"UPDATE timeline_milestones SET action_state = ? WHERE id = ? "
