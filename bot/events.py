@@ -6,7 +6,7 @@ subscriber's failure is logged, never propagated to the publisher or the others.
 Event names in use (payloads are plain dicts):
 
 - ``traffic.changed``   {launch_id, from_pct, to_pct, actor, reason, forced}
-- ``traffic.rolled_back`` {launch_id, actor, reason, channel_id}
+- ``traffic.rolled_back`` {launch_id, actor, reason, channel_id} (the go-live timeline pauses)
 - ``alert.fired`` / ``alert.resolved`` {launch_id, alert_id, metric, value, threshold}
 - ``timeline.milestone`` {launch_id, milestone, name, label, channel_id, thread_ts, late_seconds}
   after a milestone's reminder is posted (``milestone`` is its key, e.g. ``t-24h``)
