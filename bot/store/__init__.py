@@ -61,12 +61,14 @@ class Store:
         from bot.store.audit import AuditRepo
         from bot.store.checks import ChecksRepo
         from bot.store.launch import LaunchRepo
+        from bot.store.timeline import TimelineRepo
         from bot.store.traffic import TrafficRepo
 
         self.audit = AuditRepo(self)
         self.launches = LaunchRepo(self)
         self.traffic = TrafficRepo(self)
         self.checks = ChecksRepo(self)
+        self.timeline = TimelineRepo(self)
 
     # -- schema ---------------------------------------------------------------------------
     def migrate(self) -> dict[str, int]:
