@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 DOMAINS: list[str] = [
     "bot.traffic",
     "bot.readiness",
+    "bot.timeline",
     "bot.review",
 ]
 

@@ -21,6 +21,7 @@ from bot.store import Store
 if TYPE_CHECKING:
     from bot.readiness import ReadinessService
     from bot.review import ReviewService
+    from bot.timeline import TimelineService
     from bot.traffic import TrafficService
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class Services:
     inflight: int = 0  # Slack requests being handled (commands and buttons, after their ack)
     traffic: TrafficService | None = None
     readiness: ReadinessService | None = None
+    timeline: TimelineService | None = None
     review: ReviewService | None = None
 
     @classmethod
