@@ -47,8 +47,10 @@ from urllib.parse import quote
 from bot import readiness_blocks as rb
 from bot.clock import Clock, SystemClock
 from bot.config import REGION_URLS, ConfigError, Settings
+from bot.deliverability import expectation_from_settings
 from bot.errors import UserError
 from bot.providers.customerio import customerio_for
+from bot.providers.dns import DnsClient
 from bot.providers.http import HTTPProvider, ProviderError, RetryPolicy
 from bot.providers.slack import SlackGateway
 from bot.providers.web import WebProbe
@@ -412,6 +414,7 @@ class ReadinessService:
             credentials=credential_facts(s, environment),
             sending_domain=s.sending_domain,
             dkim_selectors=s.dkim_selectors,
+            return_path=expectation_from_settings(s),
             public_url=s.public_url,
             catalog_path=c.catalog_path,
             postal_address=c.postal_address,
@@ -453,6 +456,8 @@ class ReadinessService:
             slack=SlackChannels(self.slack) if self.slack is not None else None,
             web=web,
             launchdarkly=flags,
+            # a fresh DNS client per run: its cache (each name asked once) lives for this run
+            extra={"dns": DnsClient(self.settings.dns_nameservers, timeout=min(3.0, http_timeout))},
         )
         return providers, clients
 

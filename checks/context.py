@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from checks.deliverability.returnpath import ReturnPathExpectation
+
 T = TypeVar("T")
 
 
@@ -232,6 +234,8 @@ class CheckContext:
     sending_domain: str | None = None
     #: DKIM selectors to look up (for the DNS deliverability group)
     dkim_selectors: tuple[str, ...] = ()
+    #: what the Customer.io return-path subdomain must publish (CIO_CONFIG [deliverability])
+    return_path: ReturnPathExpectation | None = None
     public_url: str | None = None
     webhook_path: str = "/webhooks/customerio"
     catalog_path: str | None = None

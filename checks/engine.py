@@ -11,15 +11,8 @@ timeout, raises, or meets a provider 429/5xx becomes ``error`` with the reason; 
 of the run completes. The run as a whole stops at its deadline, turning whatever is
 still running into ``error``.
 
-Plugging in a group (the DNS deliverability checks, when merged)::
-
-    async def dns(ctx: CheckContext, p: Providers) -> list[CheckResult]:
-        return await check_domain(ctx.sending_domain, resolver=p.extra["dns"],
-                                  dkim_selectors=ctx.dkim_selectors)
-
-    register_group("deliverability.dns", "deliverability", "SPF, DKIM, DMARC", dns, planned=12)
-
-and the bot passes the resolver in ``Providers.extra["dns"]`` (``bot/readiness.py``).
+The DNS deliverability checks plug in as a group (``checks/dns.py``); the bot passes the
+resolver in ``Providers.extra["dns"]`` (``bot/readiness.py``).
 """
 
 from __future__ import annotations
@@ -111,6 +104,7 @@ def load_checks() -> dict[str, Check]:
     """Import every module that registers checks."""
     import checks.campaigns  # noqa: F401
     import checks.credentials  # noqa: F401
+    import checks.dns  # noqa: F401
     import checks.documentation  # noqa: F401
     import checks.integration  # noqa: F401
     import checks.monitoring  # noqa: F401
