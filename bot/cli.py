@@ -9,7 +9,7 @@ import logging
 import os
 import signal
 import sys
-import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -95,31 +95,6 @@ async def _console_session(db_path: Path | None, script: Sequence[str] | None) -
     return 0
 
 
-DEMO_SCRIPT = (
-    "/cio help",
-    "/cio status",
-    "/cio launch-everything now",
-    "/cio help audit",
-    "as U0VIEWER",
-    "/cio audit",
-    "as U0OPERATOR",
-    "/cio ramp 10",
-    "#1",
-    "/cio ramp 50",
-    '/cio rollback "end of the demo"',
-    "#3",
-    "/cio status",
-    "/cio audit 8",
-)
-
-
-async def run_main_job(args: argparse.Namespace) -> int:
-    """The bot's main job on its embedded defaults: a scripted session on the sandbox."""
-    with tempfile.TemporaryDirectory(prefix="cio-launchbot-") as tmp:
-        print("cio-launchbot: a scripted session on the built-in sandbox (no accounts needed).\n", flush=True)
-        return await _console_session(Path(tmp) / "run.db", DEMO_SCRIPT)
-
-
 async def console(args: argparse.Namespace) -> int:
     return await _console_session(None, None)
 
@@ -137,6 +112,49 @@ async def sandbox_only(args: argparse.Namespace) -> int:
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
         await stop.wait()
+    return 0
+
+
+async def rehearse(args: argparse.Namespace) -> int:
+    """A whole launch on the sandbox; exit 0 when every step behaved, 1 naming the step that did not."""
+    from bot.rehearsal import rehearse as play
+
+    ok, _ = await play(speed=args.speed, out=sys.stdout, chart_path=args.chart)
+    return 0 if ok else 1
+
+
+async def review(args: argparse.Namespace) -> int:
+    return await asyncio.to_thread(export_review, args)
+
+
+def export_review(args: argparse.Namespace) -> int:
+    """The review of the latest launch in CIO_DB_PATH, as markdown or JSON (read-only)."""
+    from bot.errors import UserError
+    from bot.review import DEFAULT_READERS, build_report, render_json, render_markdown
+    from bot.review_chart import render_chart
+    from bot.store import Store
+
+    settings = load_settings()
+    if not Path(settings.db_path).is_file():
+        print(f"There is no database at {settings.db_path}: set CIO_DB_PATH to the bot's database file.",
+              file=sys.stderr)
+        return 2
+    store = Store(settings.db_path)
+    try:
+        report = build_report(store, settings, DEFAULT_READERS, now=time.time(), channel_id=args.channel,
+                              launch_id=args.launch)
+    except UserError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    text = render_markdown(report) if args.format == "markdown" else render_json(report) + "\n"
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    if args.chart:
+        Path(args.chart).write_bytes(render_chart(report.chart))
     return 0
 
 
@@ -174,8 +192,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=console)
     p = sub.add_parser("sandbox", help="run the local fakes of Slack, Customer.io and LaunchDarkly")
     p.set_defaults(func=sandbox_only)
-    p = sub.add_parser("run", help="the main job on embedded defaults (what `make run` does)")
-    p.set_defaults(func=run_main_job)
+    p = sub.add_parser("run", help="the main job on embedded defaults (what `make run` does): the rehearsal")
+    _rehearse_args(p)
+    p = sub.add_parser("rehearse", help="play a whole launch on the built-in sandbox; exit 0 = every step behaved")
+    _rehearse_args(p)
+    p = sub.add_parser("review", help="the post-launch review of the latest launch in CIO_DB_PATH")
+    p.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    p.add_argument("--output", type=Path, default=None, help="write to this file (default: standard output)")
+    p.add_argument("--chart", type=Path, default=None, help="also write the chart (PNG) to this file")
+    p.add_argument("--channel", default=None, help="the launch channel's ID (default: the latest launch)")
+    p.add_argument("--launch", type=int, default=None, help="a launch ID (default: the latest launch)")
+    p.set_defaults(func=review)
     p = sub.add_parser("check", help="readiness checks: exit 0 = go, 1 = no-go, 2 = configuration error")
     p.add_argument("categories", nargs="*", metavar="category",
                    help="credentials integration campaigns deliverability monitoring testing documentation rollback")
@@ -189,10 +216,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _rehearse_args(p: argparse.ArgumentParser) -> None:
+    from bot.rehearsal import DEFAULT_SPEED
+
+    p.add_argument("--speed", type=float, default=DEFAULT_SPEED,
+                   help=f"simulated time runs N times faster than real time (default {DEFAULT_SPEED:g}; "
+                        "0 = no pauses)")
+    p.add_argument("--chart", type=Path, default=None, help="also save the review's chart (PNG) here")
+    p.set_defaults(func=rehearse)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    quiet = args.command in ("console", "run", "check")
+    quiet = args.command in ("console", "run", "check", "rehearse", "review")
     setup_logging("WARNING" if quiet and args.log_level == "INFO" else args.log_level)
     try:
         return asyncio.run(args.func(args))

@@ -483,11 +483,9 @@ def build_report(store: Store, settings: Settings, readers: list[tuple[str, Read
     if launch is None:
         raise UserError("There is no launch to review yet: a launch starts with `/cio golive` or the first "
                         "`/cio ramp`.")
-    start = _ts(launch.get("created_at")) or now
-    changes = reader.traffic_changes(int(launch["id"])) or []
-    first = [t for c in changes if (t := _ts(c.get("started_at"))) is not None]
-    if first:
-        start = min(start, min(first))
+    launch_id = int(launch["id"])
+    changes = reader.traffic_changes(launch_id) or []
+    start = _launch_start(reader, launch, changes) or now
     end = max(now, start + 60)
     chart = ChartSeries(start=start, end=end)
     thresholds = _thresholds(settings)
@@ -511,6 +509,20 @@ def build_report(store: Store, settings: Settings, readers: list[tuple[str, Read
             sections.append(ReviewSection.missing(key, key.capitalize(), f"could not be read ({type(exc).__name__})"))
     return Report(int(launch["id"]), str(launch.get("channel_id") or ""), now, start, end,
                   str(launch.get("status") or ""), sections, chart)
+
+
+def _launch_start(reader: ReviewReader, launch: dict[str, Any], changes: list[dict[str, Any]]) -> float | None:
+    """The earliest thing the domains recorded about the launch (plan made, first readiness run,
+    first traffic change); the launch row's creation time when they recorded nothing."""
+    launch_id = int(launch["id"])
+    found: list[float] = []
+    plan = reader.plan(launch_id)
+    if plan and (t := _ts(plan.get("created_at"))) is not None:
+        found.append(t)
+    if (t := reader.first_check_of(launch_id)) is not None:
+        found.append(float(t))
+    found += [t for c in changes if (t := _ts(c.get("started_at"))) is not None]
+    return min(found) if found else _ts(launch.get("created_at"))
 
 
 def _thresholds(settings: Settings) -> tuple[float, float]:

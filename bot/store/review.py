@@ -89,6 +89,20 @@ class ReviewReader:
         )
         return rows
 
+    def plan(self, launch_id: int) -> dict[str, Any] | None:
+        """The launch's go-live plan (``timelines`` row), if one was made."""
+        if not self.has_table("timelines"):
+            return None
+        rows = self.store.query("SELECT * FROM timelines WHERE launch_id = ?", (launch_id,))
+        return rows[0] if rows else None
+
+    def first_check_of(self, launch_id: int) -> float | None:
+        """When the first readiness run tied to this launch started."""
+        if not self.has_table("check_runs"):
+            return None
+        rows = self.store.query("SELECT MIN(started_at) AS t FROM check_runs WHERE launch_id = ?", (launch_id,))
+        return rows[0]["t"] if rows else None
+
     # -- alerts ---------------------------------------------------------------------------------
     def alerts(self, launch_id: int, since: float, until: float) -> list[dict[str, Any]] | None:
         """The launch's alerts (and alerts without a launch opened during it), oldest first."""
