@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/cio-bot run
+	$(BIN)/cio-bot rehearse
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -271,7 +271,7 @@ class Rehearsal:
             asked = await self.click(via, "traffic_ramp_request", value=str(percent))
         proposal = next((m for m in reversed(asked.responses)
                          if any(b.get("action_id") == "traffic_confirm" for b in self.h.buttons(m))), None)
-        self.expect(proposal is not None, f"/cio ramp {percent} offered no confirmation: {asked.text[:300]!r}")
+        self.expect(proposal is not None, f"asking for {percent}% offered no confirmation: {asked.text[:300]!r}")
         assert proposal is not None
         self.expect("passes" in proposal.text + json.dumps(proposal.blocks) or percent == 0,
                     f"the health gate did not pass before {percent}%: {asked.all_text()[:400]}")

@@ -294,28 +294,34 @@ def readiness_section(ctx: ReviewContext) -> ReviewSection:
         return ReviewSection.missing("readiness", title, "this bot has no readiness checks installed.")
     out = ReviewSection("readiness", title, columns=["run", "when", "environment", "verdict", "counts", "failed"])
     items = []
+    latest: dict[str, str] = {}  # check id -> its status in the latest run that ran it
+    failed_once: set[str] = set()
     for r in runs:
-        failures = ctx.reader.check_failures(r["id"])
+        results = ctx.reader.check_results(r["id"])
+        failures = [x["check_id"] for x in results if x["status"] in ("fail", "error")]
+        failed_once.update(failures)
+        latest.update({x["check_id"]: x["status"] for x in results})
         counts = r.get("counts") or {}
         out.rows.append([f"#{r['id']}", when(r.get("finished_at") or r.get("started_at")), r.get("environment") or "",
                          r.get("verdict") or "", ", ".join(f"{n} {k}" for k, n in counts.items() if n),
-                         ", ".join(f"`{f['check_id']}`" for f in failures) or "–"])
+                         ", ".join(f"`{f}`" for f in failures) or "–"])
         items.append({"run_id": r["id"], "at": _iso(r.get("finished_at") or r["started_at"]),
                       "environment": r.get("environment"), "verdict": r.get("verdict"), "counts": counts,
-                      "by": r.get("actor"), "failed": [f["check_id"] for f in failures]})
+                      "by": r.get("actor"), "source": r.get("source"), "failed": failures})
     signoffs = ctx.reader.signoffs(ctx.launch_id) or []
     confirmed = [s for s in signoffs if s["state"] == "confirmed"]
     for s in signoffs:
         out.notes.append(f"Sign-off `{s['item_id']}`: {s['state']} by {who(s['by_user'])} {when(s['at'])}")
-    first_failed = set(items[0]["failed"]) if items else set()
-    fixed = sorted(first_failed - set(items[-1]["failed"])) if len(items) > 1 else []
+    fixed = sorted(c for c in failed_once if latest.get(c) in ("pass", "warn"))
+    still = sorted(c for c in failed_once if latest.get(c) in ("fail", "error"))
     out.figures = {"runs": items, "signoffs": signoffs, "signoffs_confirmed": len(confirmed),
-                   "final_verdict": items[-1]["verdict"] if items else None, "fixed": fixed}
+                   "final_verdict": items[-1]["verdict"] if items else None, "fixed": fixed, "still_failing": still}
     if not items:
         out.notes.insert(0, f"{NOT_RECORDED}: no readiness run during this launch (`/cio check`).")
     else:
         out.notes.insert(0, f"{len(items)} run(s); last verdict {items[-1]['verdict']}"
-                         + (f"; fixed during the launch: {', '.join(fixed)}" if fixed else "") + ".")
+                         + (f"; fixed during the launch: {', '.join(f'`{c}`' for c in fixed)}" if fixed else "")
+                         + (f"; still failing: {', '.join(f'`{c}`' for c in still)}" if still else "") + ".")
     return out
 
 

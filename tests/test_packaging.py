@@ -54,19 +54,21 @@ def test_readme_lists_every_registered_command():
 def test_console_script_answers_help():
     proc = subprocess.run([sys.executable, "-m", "bot.cli", "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0
-    for sub in ("serve", "console", "sandbox", "run"):
+    for sub in ("serve", "console", "sandbox", "run", "rehearse", "review"):
         assert sub in proc.stdout
 
 
-def test_make_run_main_job_plays_a_session_and_exits_0(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "bot.cli", "run"], capture_output=True, text=True,
-                          timeout=120, cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
-    assert proc.returncode == 0, proc.stderr[-2000:]
+def test_make_run_main_job_plays_the_rehearsal_and_exits_0(tmp_path):
+    root = str(Path(__file__).resolve().parents[1])
+    proc = subprocess.run([sys.executable, "-m", "bot.cli", "run", "--speed", "0"], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": root})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     out = proc.stdout
-    assert "> /cio help" in out and "For launch operators" in out
-    assert "is not a /cio command" in out
-    assert "Only launch operators can run" in out
-    assert not list(tmp_path.glob("*.db")), "the demo must not leave a database behind"
+    assert out.startswith("cio-launchbot rehearsal: a whole launch on the built-in sandbox")
+    assert "> /cio golive" in out and "== Launch review: launch #1 ==" in out
+    assert "Rehearsal PASSED" in out
+    assert not list(tmp_path.glob("*.db")), "the rehearsal must not leave a database behind"
 
 
 def test_console_reads_lines_from_stdin(tmp_path):

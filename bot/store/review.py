@@ -61,10 +61,11 @@ class ReviewReader:
             row["counts"] = json.loads(row["counts"]) if row.get("counts") else {}
         return rows
 
-    def check_failures(self, run_id: int) -> list[dict[str, Any]]:
+    def check_results(self, run_id: int) -> list[dict[str, Any]]:
+        """Each check's outcome in one run (``check_id``, ``category``, ``title``, ``status``, ``summary``)."""
         return self.store.query(
             "SELECT check_id, category, title, status, summary FROM check_results WHERE run_id = ? "
-            "AND status IN ('fail', 'error') ORDER BY category, check_id",
+            "ORDER BY category, check_id",
             (run_id,),
         )
 
