@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 #: Domain modules, each with ``configure(services) -> None`` that attaches its service to
 #: ``services``, subscribes to events, registers health sources and background loops.
-DOMAINS: list[str] = []
+DOMAINS: list[str] = ["bot.alerts"]
 
 
 def configure_domains(services: Services) -> Services:

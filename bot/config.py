@@ -20,6 +20,7 @@ from bot.secrets import Secret
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_LAUNCHDARKLY_API_URL = "https://app.launchdarkly.com"
+DEFAULT_PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com"
 REGION_URLS = {
     "us": ("https://track.customer.io", "https://api.customer.io"),
     "eu": ("https://track-eu.customer.io", "https://api-eu.customer.io"),
@@ -60,6 +61,9 @@ VARIABLES: dict[str, str] = {
     "CIO_SENDING_DOMAIN": "Domain you send email from (From: domain)",
     "CIO_DKIM_SELECTORS": "Comma-separated DKIM selectors to check",
     "CIO_DNS_NAMESERVERS": "Comma-separated host[:port] resolvers for DNS checks (default: system)",
+    "CIO_ALERTMANAGER_TOKEN": "Bearer token Alertmanager sends to /webhooks/alertmanager (or [alerts] alertmanager_token)",
+    "PAGERDUTY_ROUTING_KEY": "Optional PagerDuty Events API v2 routing key: alerts trigger/acknowledge/resolve there too",
+    "PAGERDUTY_EVENTS_URL": "PagerDuty Events API base URL",
 }
 
 SECRET_VARIABLES = frozenset(
@@ -74,6 +78,8 @@ SECRET_VARIABLES = frozenset(
         "CUSTOMERIO_STAGING_APP_API_KEY",
         "LAUNCHDARKLY_API_TOKEN",
         "LAUNCHDARKLY_SDK_KEY",
+        "CIO_ALERTMANAGER_TOKEN",
+        "PAGERDUTY_ROUTING_KEY",
     }
 )
 
@@ -126,6 +132,10 @@ class Settings:
     sending_domain: str | None = None
     dkim_selectors: tuple[str, ...] = ()
     dns_nameservers: tuple[tuple[str, int], ...] = ()
+
+    alertmanager_token: Secret | None = None
+    pagerduty_routing_key: Secret | None = None
+    pagerduty_events_url: str = DEFAULT_PAGERDUTY_EVENTS_URL
 
     # -- derived -------------------------------------------------------------------------
     @property
@@ -295,6 +305,10 @@ class Settings:
             sending_domain=domain,
             dkim_selectors=selectors,
             dns_nameservers=nameservers,
+            alertmanager_token=secret("CIO_ALERTMANAGER_TOKEN"),
+            pagerduty_routing_key=secret("PAGERDUTY_ROUTING_KEY"),
+            pagerduty_events_url=url("PAGERDUTY_EVENTS_URL", DEFAULT_PAGERDUTY_EVENTS_URL)
+            or DEFAULT_PAGERDUTY_EVENTS_URL,
         )
 
 

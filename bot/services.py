@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
@@ -17,6 +17,9 @@ from bot.permissions import Permissions
 from bot.providers.slack import SlackGateway
 from bot.status import StatusRegistry
 from bot.store import Store
+
+if TYPE_CHECKING:
+    from bot.alerts import AlertsService
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,7 @@ class Services:
     #: long-running loops (scheduler tick, escalation tick, probes) started with the server
     loops: dict[str, Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=dict)
     inflight: int = 0  # Slack requests being handled (commands and buttons, after their ack)
+    alerts: AlertsService | None = None
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None, store: Store | None = None) -> Services:

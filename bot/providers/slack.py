@@ -97,6 +97,21 @@ class SlackGateway:
             ),
         )
 
+    async def channel_members(self, channel: str) -> frozenset[str]:
+        """Every member of a channel (``conversations.members``, all pages)."""
+        members: set[str] = set()
+        cursor: str | None = None
+        for _ in range(100):  # 100 pages of 1000: a bound, not a real limit
+            data = await self._call(
+                "conversations.members",
+                self.client.conversations_members(channel=channel, limit=1000, cursor=cursor),
+            )
+            members.update(data.get("members") or [])
+            cursor = (data.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                break
+        return frozenset(members)
+
     async def usergroup_members(self, group_id: str) -> frozenset[str]:
         """Members of a user group, cached for ``group_cache_ttl`` seconds."""
         now = time.monotonic()

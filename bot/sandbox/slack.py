@@ -195,6 +195,13 @@ class FakeSlack(FakeServer):
             return {"ok": False, "error": "channel_not_found"}
         return {"ok": True, "channel": dict(self.channels[channel])}
 
+    def m_conversations_members(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel = p.get("channel")
+        if channel not in self.channels:
+            return {"ok": False, "error": "channel_not_found"}
+        members = list(self.channels[channel].get("members") or [])
+        return {"ok": True, "members": members, "response_metadata": {"next_cursor": ""}}
+
     def m_users_info(self, p: dict[str, Any]) -> dict[str, Any]:
         user = p.get("user")
         info = self.users.get(user or "", {"id": user, "name": user, "tz": "UTC"})

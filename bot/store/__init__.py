@@ -58,11 +58,13 @@ class Store:
         self._lock = threading.RLock()
         self._depth = 0
         self.migrate()
+        from bot.store.alerts import AlertsRepo
         from bot.store.audit import AuditRepo
         from bot.store.launch import LaunchRepo
 
         self.audit = AuditRepo(self)
         self.launches = LaunchRepo(self)
+        self.alerts = AlertsRepo(self)
 
     # -- schema ---------------------------------------------------------------------------
     def migrate(self) -> dict[str, int]:
