@@ -591,8 +591,12 @@ class AlertsService:
             if not text:
                 return None
             try:
-                return _fraction("value", text, unit) if unit else float(text)
-            except (ConfigError, ValueError):
+                return float(text)
+            except ValueError:
+                pass
+            try:
+                return _fraction("value", text, unit) if unit else None
+            except ConfigError:
                 return None
 
         severity = "critical" if labels.get("severity", "").lower() in ("critical", "page", "error") else "warning"
@@ -617,7 +621,6 @@ class AlertsService:
             ok, status, error = False, None, type(exc).__name__
         latency_ms = (time.perf_counter() - started) * 1000
         self.repo.add_probe(self.now(), ok, latency_ms, status, error)
-        self.probes += 1
 
     # -- evaluation ----------------------------------------------------------------------------
     def readings(self, now: float | None = None) -> dict[str, Reading]:
@@ -679,7 +682,6 @@ class AlertsService:
                 await self._resolve(row, by=None, reason=(
                     f"{reading.spec.label} back within {fmt_value(th.limit, reading.spec.unit)} "
                     f"({detail}) for {ok_streak} evaluations"))
-        self.evaluations += 1
         await self.run_escalations()
         if now - self._last_prune > 3600:
             self._last_prune = now
@@ -770,6 +772,8 @@ class AlertsService:
                     return row
         try:
             members = await asyncio.wait_for(self._channel_members(row["channel_id"]), 2.0)
+            if user_id not in members:  # joined since the list was cached?
+                members = await asyncio.wait_for(self._channel_members(row["channel_id"], fresh=True), 2.0)
         except (ProviderError, TimeoutError):
             raise PermissionDenied(
                 f"I could not confirm that you are in <#{row['channel_id']}> (Slack did not answer); "
@@ -778,9 +782,9 @@ class AlertsService:
             return row
         raise PermissionDenied(f"Only people in <#{row['channel_id']}> can handle alerts; join the channel first.")
 
-    async def _channel_members(self, channel: str) -> frozenset[str]:
+    async def _channel_members(self, channel: str, *, fresh: bool = False) -> frozenset[str]:
         cached = self._members_cache.get(channel)
-        if cached and time.monotonic() - cached[0] < 60:
+        if cached and not fresh and time.monotonic() - cached[0] < 60:
             return cached[1]
         members = await self.services.slack.channel_members(channel)
         self._members_cache[channel] = (time.monotonic(), members)
@@ -830,6 +834,8 @@ class AlertsService:
         self.repo.claim_due_escalations(self.now(), self.config.plan)
         await self.flush()
 
+    # Each loop counts a finished round just before it sleeps again (no await in between),
+    # so whoever sees the count knows the next sleep is already registered with the clock.
     async def tick_loop(self) -> None:
         while True:
             await self.services.clock.sleep(self.config.tick_seconds)
@@ -846,7 +852,7 @@ class AlertsService:
                 await self.evaluate_once()
             except Exception:
                 log.exception("alert evaluation failed")
-                self.evaluations += 1
+            self.evaluations += 1
 
     async def probe_loop(self) -> None:
         try:
@@ -856,6 +862,7 @@ class AlertsService:
                     await self.probe_once()
                 except Exception:
                     log.exception("Track API probe failed to record")
+                self.probes += 1
         finally:
             if self.track is not None:
                 await self.track.aclose()
