@@ -14,7 +14,7 @@ from bot.services import Services
 
 
 def _response(result: WebhookResult) -> web.Response:
-    return web.json_response(result.body, status=result.status)
+    return web.Response(body=result.encoded, status=result.status, content_type="application/json")
 
 
 def _too_large() -> web.Response:
