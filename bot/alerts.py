@@ -19,6 +19,33 @@ them.
 Events: publishes ``alert.fired``, ``alert.acknowledged``, ``alert.resolved`` and (auto-rollback)
 ``rollback.requested``; subscribes to ``traffic.changed`` (to know when a ramp is under way)
 and ``traffic.rolled_back`` (pages the first escalation tier).
+
+Configuration (``CIO_CONFIG``; every key optional)::
+
+    [alerts]
+    fire_after = 3                  # evaluations a breach must hold before an alert fires
+    resolve_after = 3               # good evaluations before it resolves itself
+    evaluate_seconds = 60           # evaluation period
+    probe_seconds = 60              # Track API probe period
+    probe_timeout_seconds = 10
+    escalation_tick_seconds = 15    # how often due escalation steps are claimed
+    escalation_repeat = 0           # times the whole path repeats after the last tier (<= 9)
+    escalation_repeat_minutes = 30  # wait after the last tier before a repeat starts
+    auto_rollback = false           # a critical breach during a ramp requests a rollback
+    alertmanager_token = "…"        # or the CIO_ALERTMANAGER_TOKEN variable (preferred)
+    dedup_days = 7                  # how long webhook event ids are kept for deduplication
+    intake_synchronous = "FULL"     # SQLite fsync per intake batch (NORMAL: not on power loss)
+
+    [alerts.thresholds]             # a limit, or a table {limit, critical, min_samples}
+    bounce_rate = "5%"              # bounced / sent over 1 h          (min 100 sent)
+    complaint_rate = "0.1%"         # spammed / delivered over 1 h     (min 1000 delivered)
+    api_error_rate = { limit = "1%", critical = "5%", min_samples = 5 }   # probe, 5 min
+    api_p99_latency = "5s"          # probe, 5 min                     (min 5 calls)
+
+    [[alerts.escalation]]           # ordered tiers; default: CIO_OPERATORS at once
+    name = "On-call"
+    delay_minutes = 0               # after the alert fired (later tiers: after the tier before)
+    mentions = ["U0123ONCALL", "S0456SRE"]   # users (U…/W…), user groups (S…), "here"
 """
 
 from __future__ import annotations
@@ -898,16 +925,36 @@ class AlertsService:
                     await self._sync_pagerduty(row)
 
     async def _sync_message(self, row: dict[str, Any]) -> None:
+        if not row["channel_id"]:
+            return  # no launch channel configured: recorded, shown by /cio alerts, not posted
         text, body = self.render(row)
+        alert_id, channel = int(row["id"]), row["channel_id"]
+        slack = self.services.slack
         try:
-            if row["message_ts"] is None:
-                ts = await self.services.slack.post_message(row["channel_id"], text, body)
-                self.repo.message_posted(int(row["id"]), ts, float(row["updated_at"]))
+            ts = row["message_ts"]
+            if ts is None and row["post_attempted_at"] is not None:
+                ts = await self._posted_before(channel, f"(alert #{alert_id})")
+                if ts is not None:  # posted before a crash: adopt it, then bring it up to date
+                    self.repo.message_posted(alert_id, ts, 0.0)
+            if ts is None:
+                self.repo.post_attempted(alert_id, self.now())
+                ts = await slack.post_message(channel, text, body)
+                self.repo.message_posted(alert_id, ts, float(row["updated_at"]))
             else:
-                await self.services.slack.update_message(row["channel_id"], row["message_ts"], text, body)
-                self.repo.message_synced(int(row["id"]), float(row["updated_at"]))
+                await slack.update_message(channel, ts, text, body)
+                self.repo.message_synced(alert_id, float(row["updated_at"]))
         except ProviderError as exc:
             log.warning("alert #%s message not synced to Slack (will retry): %s", row["id"], exc)
+
+    async def _posted_before(self, channel: str, marker: str, thread_ts: str | None = None) -> str | None:
+        """Read the channel (or a thread) back: the ts of our earlier post carrying ``marker``.
+
+        Used only when a post was sent but its answer was never recorded (a crash in
+        between), so that a restart does not post the same thing twice."""
+        for message in await self.services.slack.recent_messages(channel, thread_ts=thread_ts):
+            if marker in str(message.get("text") or ""):
+                return str(message["ts"])
+        return None
 
     async def _notify_escalation(self, esc: dict[str, Any]) -> None:
         row = self.repo.get(int(esc["alert_id"]))
@@ -922,24 +969,37 @@ class AlertsService:
         how = (f"escalated now by <@{esc['actor']}>" if esc["reason"] == "manual"
                else f"unacknowledged for {minutes} min" if minutes else "just fired")
         round_note = f", repeat {esc['round']}" if esc["round"] else ""
+        marker = f"(alert #{row['id']}, escalation step {int(esc['step']) + 1})"
         text = (f"{tier.render_mentions()} :rotating_light: *Escalation tier {int(esc['tier']) + 1} of {count}* "
                 f"({tier.name}{round_note}): *{row['title']}* is {fmt_value(row['value'], row['unit'])}"
                 + (f" (threshold {fmt_value(row['threshold'], row['unit'])})" if row["threshold"] is not None else "")
-                + f", {how}. Press *Acknowledge* on the alert to take it and stop the climb.")
+                + f", {how}. Press *Acknowledge* on the alert to take it and stop the climb. {marker}")
+        alert_id, step = int(esc["alert_id"]), int(esc["step"])
         try:
-            ts = await self.services.slack.post_message(row["channel_id"], text, thread_ts=row["message_ts"])
+            ts = None
+            if esc["attempted_at"] is not None:
+                ts = await self._posted_before(row["channel_id"], marker, row["message_ts"])
+            if ts is None:
+                self.repo.escalation_attempted(alert_id, step, now)
+                ts = await self.services.slack.post_message(row["channel_id"], text, thread_ts=row["message_ts"])
         except ProviderError as exc:
             log.warning("escalation of alert #%s not posted (will retry): %s", row["id"], exc)
             return
-        self.repo.escalation_notified(int(esc["alert_id"]), int(esc["step"]), now, ts)
+        self.repo.escalation_notified(alert_id, step, now, ts)
 
     async def _post_resolution(self, row: dict[str, Any]) -> None:
         who = f"by <@{row['resolved_by']}>" if row["resolved_by"] else "automatically"
         lasted = max(1, round((float(row["resolved_at"]) - float(row["opened_at"])) / 60))
+        marker = f"(alert #{row['id']} resolved)"
         text = (f":white_check_mark: Resolved {who} after {lasted} min: *{row['title']}*. "
-                f"{row['resolution'] or ''}".strip())
+                f"{row['resolution'] or ''} {marker}")
         try:
-            ts = await self.services.slack.post_message(row["channel_id"], text, thread_ts=row["message_ts"])
+            ts = None
+            if row["notice_attempted_at"] is not None:
+                ts = await self._posted_before(row["channel_id"], marker, row["message_ts"])
+            if ts is None:
+                self.repo.notice_attempted(int(row["id"]), self.now())
+                ts = await self.services.slack.post_message(row["channel_id"], text, thread_ts=row["message_ts"])
         except ProviderError as exc:
             log.warning("resolution notice of alert #%s not posted (will retry): %s", row["id"], exc)
             return
@@ -950,8 +1010,8 @@ class AlertsService:
         desired = {"open": "trigger", "acknowledged": "acknowledge", "resolved": "resolve"}[row["status"]]
         current = row["pagerduty"]
         if current == desired or (current in ("", "none") and desired == "resolve"):
-            if current == "":
-                self.repo.set_pagerduty(int(row["id"]), "none")
+            if current == "":  # resolved before it was ever paged: nothing to tell PagerDuty
+                self.repo.set_pagerduty(int(row["id"]), "none", rerender=False)
             return
         steps = ["trigger", desired] if current in ("", "none") and desired == "acknowledge" else [desired]
         try:
@@ -998,7 +1058,9 @@ class AlertsService:
         if row["rollback_requested_at"] is not None:
             fields.append(f"*Auto-rollback*\nrequested {_when(row['rollback_requested_at'])}")
         if row["pagerduty"] not in ("", "none"):
-            fields.append(f"*PagerDuty*\n{row['pagerduty']} (dedup key `{row['dedup_key'][:60]}`)")
+            state = {"trigger": "triggered", "acknowledge": "acknowledged", "resolve": "resolved"}.get(
+                row["pagerduty"], row["pagerduty"])
+            fields.append(f"*PagerDuty*\nincident {state} (dedup key `{row['dedup_key'][:60]}`)")
         out: list[Block] = [
             blocks.header(head),
             SectionBlock(fields=[MarkdownTextObject(text=blocks.truncate(f, 1900)) for f in fields[:10]]),
@@ -1019,7 +1081,7 @@ class AlertsService:
         out.append(blocks.context(f"Alert #{row['id']} · source: {source} · one message per alert, "
                                   "updated in place"))
         text = (f"{head}: {value} (threshold {threshold.split(' (')[0]}, {row['window'] or 'no window'}) "
-                f"— {status}")
+                f"— {status} (alert #{row['id']})")
         return text, out
 
     def _escalation_line(self, row: dict[str, Any]) -> str:

@@ -7,13 +7,16 @@ audited by the button dispatcher.
 
 from __future__ import annotations
 
+from typing import Any
+
 from bot import blocks
 from bot.alerts import ACK, ESCALATE, RESOLVE, AlertsService, fmt_value
 from bot.errors import UserError
+from bot.services import Services
 from handlers.registry import ActionContext, CommandContext, Reply, UsageError, action, command
 
 
-def _service(services) -> AlertsService:  # type: ignore[no-untyped-def]
+def _service(services: Services) -> AlertsService:
     if services.alerts is None:
         raise UserError("Alerts are not configured on this bot.")
     return services.alerts
@@ -36,7 +39,7 @@ async def alerts_command(ctx: CommandContext) -> Reply:
     recent = svc.repo.recent_resolved(now - 86400, 10)
     readings = [svc.reading_line(r) for r in svc.readings(now).values()]
 
-    def line(row: dict) -> str:  # type: ignore[type-arg]
+    def line(row: dict[str, Any]) -> str:
         state = {"open": ":rotating_light: open", "acknowledged": f":eyes: acknowledged by <@{row['acknowledged_by']}>",
                  "resolved": ":white_check_mark: resolved"}[row["status"]]
         since = blocks.user_date(row["opened_at"], "opened")

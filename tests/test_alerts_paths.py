@@ -228,3 +228,51 @@ def test_configuration_defaults_and_escalation_plan(tmp_path):
     assert config.plan(9, t0) == (2, 1, None)
     token = AlertsConfig.from_settings(settings_with(tmp_path, BASE_CONFIG)).alertmanager_token
     assert str(token) == "***"
+
+
+async def test_dedup_ids_and_probe_samples_are_pruned_after_their_retention(start_bot, clock, tmp_path):
+    bot = await start_bot(clock=clock, env={"CIO_CONFIG": write_config(tmp_path, BASE_CONFIG)})
+    await send_metrics(bot, sent=5)
+    await evaluate(bot, clock)
+    repo = bot.store.alerts
+    assert repo.counted_events() == 5 and repo.counter_total("email_sent") == 5
+    clock.advance(8 * 86400)  # past the 7-day dedup retention
+    await evaluate(bot, clock)
+    assert repo.counted_events() == 0, "event ids are not kept forever"
+    assert repo.counter_total("email_sent") == 5, "per-minute counters are kept for 30 days"
+    assert bot.store.query("SELECT count(*) AS n FROM probe_samples WHERE at < ?",
+                           (clock.timestamp() - 86400,))[0]["n"] == 0
+
+
+async def test_alertmanager_without_a_token_configured_says_how_to_configure_it(start_bot, clock):
+    bot = await start_bot(clock=clock)
+    status, body = await post_am(bot, am_payload("firing", [am_alert("firing", "x1")]))
+    assert status == 503 and "CIO_ALERTMANAGER_TOKEN" in body["error"]
+
+
+async def test_alertmanager_token_from_the_environment(start_bot, clock):
+    token = "env-token-0123456789abcdef"
+    bot = await start_bot(clock=clock, env={"CIO_ALERTMANAGER_TOKEN": token})
+    status, _ = await post_am(bot, am_payload("firing", [am_alert("firing", "env1")]), token=token)
+    assert status == 200
+    await bot.services.idle(5)
+    assert len(alert_messages(bot)) == 1
+    assert token not in json.dumps([m.text for m in bot.slack.messages])
+
+
+async def test_a_post_whose_answer_was_lost_is_read_back_not_posted_twice(start_bot, clock, tmp_path):
+    """The state a crash leaves between Slack accepting a post and the bot recording it."""
+    bot = await start_bot(clock=clock, env={"CIO_CONFIG": write_config(tmp_path, BASE_CONFIG)})
+    await post_am(bot, am_payload("firing", [am_alert("firing", "lost1")]))
+    await bot.services.idle(5)
+    [msg] = alert_messages(bot)
+    assert len(thread(bot, msg.ts)) == 1
+    with bot.store.transaction() as conn:  # the answers of both posts were "lost"
+        conn.execute("UPDATE alerts SET message_ts = NULL, dirty = 1")
+        conn.execute("UPDATE alert_escalations SET notified_at = NULL, message_ts = NULL")
+    await tick(bot, clock, 15)
+    assert len(alert_messages(bot)) == 1, "the alert message was found in the channel, not re-posted"
+    assert len(thread(bot, msg.ts)) == 1, "the tier-1 page was found in the thread, not re-posted"
+    row = bot.store.alerts.all_alerts()[0]
+    assert row["message_ts"] == msg.ts
+    assert bot.store.alerts.escalations(row["id"])[0]["message_ts"] == thread(bot, msg.ts)[0].ts

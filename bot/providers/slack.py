@@ -97,6 +97,18 @@ class SlackGateway:
             ),
         )
 
+    async def recent_messages(self, channel: str, *, thread_ts: str | None = None,
+                              limit: int = 200) -> list[dict[str, Any]]:
+        """The latest messages of a channel (``conversations.history``) or of one thread
+        (``conversations.replies``), newest first for history; one page, for read-back."""
+        if thread_ts is None:
+            data = await self._call("conversations.history",
+                                    self.client.conversations_history(channel=channel, limit=limit))
+        else:
+            data = await self._call("conversations.replies",
+                                    self.client.conversations_replies(channel=channel, ts=thread_ts, limit=limit))
+        return list(data.get("messages") or [])
+
     async def channel_members(self, channel: str) -> frozenset[str]:
         """Every member of a channel (``conversations.members``, all pages)."""
         members: set[str] = set()

@@ -195,6 +195,32 @@ class FakeSlack(FakeServer):
             return {"ok": False, "error": "channel_not_found"}
         return {"ok": True, "channel": dict(self.channels[channel])}
 
+    @staticmethod
+    def _as_dict(m: Message) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "message", "ts": m.ts, "text": m.text, "blocks": m.blocks}
+        if m.thread_ts:
+            out["thread_ts"] = m.thread_ts
+        return out
+
+    def m_conversations_history(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel = p.get("channel")
+        if err := self._channel_error(channel):
+            return err
+        limit = int(p.get("limit") or 100)
+        top = [m for m in self.messages if m.channel == channel and not m.thread_ts]
+        return {"ok": True, "messages": [self._as_dict(m) for m in reversed(top[-limit:])], "has_more": False}
+
+    def m_conversations_replies(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = p.get("channel"), p.get("ts")
+        if err := self._channel_error(channel):
+            return err
+        parent = self.find(channel or "", ts or "")
+        if parent is None:
+            return {"ok": False, "error": "thread_not_found"}
+        replies = [m for m in self.messages if m.channel == channel and m.thread_ts == ts]
+        limit = int(p.get("limit") or 100)
+        return {"ok": True, "messages": [self._as_dict(m) for m in [parent, *replies][:limit]], "has_more": False}
+
     def m_conversations_members(self, p: dict[str, Any]) -> dict[str, Any]:
         channel = p.get("channel")
         if channel not in self.channels:

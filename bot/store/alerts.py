@@ -10,7 +10,9 @@ their escalation steps. Everything here survives a restart.
   inserting its ``alert_escalations`` row (primary key ``(alert_id, step)``) in the same
   transaction that moves the timer on, so a step is neither lost nor taken twice.
 - ``dirty`` marks an alert whose Slack message must be re-rendered (an outbox): the
-  service clears it only after Slack accepted the post or update.
+  service clears it only after Slack accepted the post or update. ``*_attempted_at``
+  record that a post was sent before its answer was stored: after a crash in between, the
+  service reads the channel back before posting again, so nothing is posted twice.
 """
 
 from __future__ import annotations
@@ -66,7 +68,9 @@ def _v1(db: sqlite_utils.Database) -> None:
             labels TEXT NOT NULL DEFAULT '{}',
             channel_id TEXT NOT NULL,
             message_ts TEXT,
+            post_attempted_at REAL,          -- a post was sent (its answer may have been lost)
             thread_notice_ts TEXT,
+            notice_attempted_at REAL,
             dirty INTEGER NOT NULL DEFAULT 1,
             opened_at REAL NOT NULL,
             updated_at REAL NOT NULL,
@@ -95,6 +99,7 @@ def _v1(db: sqlite_utils.Database) -> None:
             claimed_at REAL NOT NULL,
             reason TEXT NOT NULL,            -- timer | manual
             actor TEXT,
+            attempted_at REAL,
             notified_at REAL,
             message_ts TEXT,
             PRIMARY KEY (alert_id, step)
@@ -369,8 +374,11 @@ class AlertsRepo:
             (at, alert_id),
         ).rowcount == 1
 
-    def set_pagerduty(self, alert_id: int, state: str) -> None:
-        self.store.execute("UPDATE alerts SET pagerduty = ?, dirty = 1 WHERE id = ?", (state, alert_id))
+    def set_pagerduty(self, alert_id: int, state: str, *, rerender: bool = True) -> None:
+        self.store.execute(
+            "UPDATE alerts SET pagerduty = ?, dirty = CASE WHEN ? THEN 1 ELSE dirty END WHERE id = ?",
+            (state, int(rerender), alert_id),
+        )
 
     # -- the Slack outbox ------------------------------------------------------------------
     def dirty_alerts(self) -> list[dict[str, Any]]:
@@ -391,6 +399,17 @@ class AlertsRepo:
     def touch(self, alert_id: int, at: float) -> None:
         self.store.execute(
             "UPDATE alerts SET updated_at = MAX(updated_at, ?), dirty = 1 WHERE id = ?", (at, alert_id)
+        )
+
+    def post_attempted(self, alert_id: int, at: float) -> None:
+        self.store.execute("UPDATE alerts SET post_attempted_at = ? WHERE id = ?", (at, alert_id))
+
+    def notice_attempted(self, alert_id: int, at: float) -> None:
+        self.store.execute("UPDATE alerts SET notice_attempted_at = ? WHERE id = ?", (at, alert_id))
+
+    def escalation_attempted(self, alert_id: int, step: int, at: float) -> None:
+        self.store.execute(
+            "UPDATE alert_escalations SET attempted_at = ? WHERE alert_id = ? AND step = ?", (at, alert_id, step)
         )
 
     def resolution_notice_pending(self) -> list[dict[str, Any]]:
