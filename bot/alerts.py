@@ -612,13 +612,15 @@ class AlertsService:
         fired = resolved = 0
         launch_id = self.launch_id(create=any(p[0] == "firing" for p in parsed))
         for status, labels, annotations, fingerprint in parsed:
-            key = f"launch{launch_id}:am:{fingerprint[:120]}"
+            suffix = f":am:{fingerprint[:120]}"
+            key = f"launch{launch_id}{suffix}"
             if status == "firing":
                 await self._fire_or_update(**self._am_fields(labels, annotations), dedup_key=key,
                                            launch_id=launch_id, source="alertmanager", labels=labels)
                 fired += 1
             else:
-                row = self.repo.open_by_key(key)
+                # the alert may have fired under an earlier launch: Alertmanager's fingerprint decides
+                row = self.repo.open_by_key(key) or self.repo.open_by_key_suffix(suffix)
                 if row is not None:
                     await self._resolve(row, by=None, reason="Alertmanager reports it resolved")
                     resolved += 1

@@ -122,3 +122,16 @@ async def test_intake_without_signing_key_refuses_with_the_fix(start_bot, clock)
     bot = await start_bot(clock=clock, env={"CUSTOMERIO_WEBHOOK_SIGNING_KEY": " "})
     status, answer = await post_cio(bot, cio_event("sent", ts=clock.timestamp()), key="anything")
     assert status == 503 and "CUSTOMERIO_WEBHOOK_SIGNING_KEY" in answer["error"]
+
+
+async def test_an_event_that_cannot_be_stored_gets_503_and_counts_once_on_retry(abot):
+    event = cio_event("bounced", ts=abot.services.clock.timestamp())
+    with abot.store.transaction() as conn:  # the store breaks under the intake
+        conn.execute("ALTER TABLE webhook_events RENAME TO webhook_events_away")
+    status, answer = await post_cio(abot, event)
+    assert status == 503 and "retry later" in answer["error"]
+    assert abot.store.alerts.counter_total() == 0, "nothing counted when the id could not be stored"
+    with abot.store.transaction() as conn:
+        conn.execute("ALTER TABLE webhook_events_away RENAME TO webhook_events")
+    assert (await post_cio(abot, event)) == (200, {"status": "counted"})
+    assert abot.store.alerts.counter_total("email_bounced") == 1

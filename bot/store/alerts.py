@@ -297,6 +297,14 @@ class AlertsRepo:
         )
         return rows[0] if rows else None
 
+    def open_by_key_suffix(self, suffix: str) -> dict[str, Any] | None:
+        """The open alert whose dedup key ends with ``suffix`` (any launch), newest first."""
+        rows = self.store.query(
+            "SELECT * FROM alerts WHERE status != 'resolved' AND substr(dedup_key, -?) = ? ORDER BY id DESC LIMIT 1",
+            (len(suffix), suffix),
+        )
+        return rows[0] if rows else None
+
     def open_alerts(self, launch_id: int | None = None) -> list[dict[str, Any]]:
         if launch_id is None:
             return self.store.query("SELECT * FROM alerts WHERE status != 'resolved' ORDER BY id")
