@@ -23,7 +23,10 @@ log = logging.getLogger(__name__)
 
 #: Domain modules, each with ``configure(services) -> None`` that attaches its service to
 #: ``services``, subscribes to events, registers health sources and background loops.
-DOMAINS: list[str] = ["bot.alerts"]
+DOMAINS: list[str] = [
+    "bot.traffic",
+    "bot.alerts",
+]
 
 
 def configure_domains(services: Services) -> Services:

@@ -103,6 +103,12 @@ DEMO_SCRIPT = (
     "as U0VIEWER",
     "/cio audit",
     "as U0OPERATOR",
+    "/cio ramp 10",
+    "#1",
+    "/cio ramp 50",
+    '/cio rollback "end of the demo"',
+    "#3",
+    "/cio status",
     "/cio audit 8",
 )
 

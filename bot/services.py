@@ -20,6 +20,7 @@ from bot.store import Store
 
 if TYPE_CHECKING:
     from bot.alerts import AlertsService
+    from bot.traffic import TrafficService
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class Services:
     #: long-running loops (scheduler tick, escalation tick, probes) started with the server
     loops: dict[str, Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=dict)
     inflight: int = 0  # Slack requests being handled (commands and buttons, after their ack)
+    traffic: TrafficService | None = None
     alerts: AlertsService | None = None
 
     @classmethod

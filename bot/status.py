@@ -76,8 +76,8 @@ def foundation_status(services: Services) -> StatusReport:
     lines = [
         f"*Launch channel:* {f'<#{s.launch_channel}>' if s.launch_channel else 'not set (CIO_LAUNCH_CHANNEL)'}",
         f"*Operators:* {', '.join(_mention(o) for o in s.operators) or 'none configured (CIO_OPERATORS)'}",
-        f"*Customer.io:* {'configured, region ' + s.customerio_region.upper() if s.customerio_configured else 'sandbox (no production credentials)'}",
-        f"*LaunchDarkly:* {('flag `' + (s.launchdarkly_flag or '?') + '` in `' + (s.launchdarkly_environment or '?') + '`') if s.launchdarkly_configured else 'sandbox (no API token)'}",
+        f"*Customer.io:* {'region ' + s.customerio_region.upper() + ', Track API at ' + _host(s.customerio_track_url) if s.customerio_configured else 'not configured'}",
+        f"*LaunchDarkly:* {('flag `' + (s.launchdarkly_flag or '?') + '` in `' + (s.launchdarkly_environment or '?') + '` at ' + _host(s.launchdarkly_api_url)) if s.launchdarkly_configured else 'not configured'}",
         f"*Time zone:* {s.timezone_name}",
     ]
     recent = services.store.audit.recent(5)
@@ -94,3 +94,9 @@ def foundation_status(services: Services) -> StatusReport:
 
 def _mention(operator: str) -> str:
     return f"<!subteam^{operator}>" if operator.startswith("S") else f"<@{operator}>"
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlparse
+
+    return urlparse(url).netloc or url

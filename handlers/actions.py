@@ -10,6 +10,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.errors import UserError
+from bot.providers.http import ProviderError
 from bot.services import Services
 from handlers.registry import ACTIONS, ActionContext, Permission, Reply
 
@@ -28,14 +29,16 @@ def register(app: AsyncApp, services: Services) -> None:
         channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id", "")
         message_ts = (body.get("message") or {}).get("ts") or (body.get("container") or {}).get("message_ts")
 
+        entry = ACTIONS.get(action_id)
+        shown = value if entry is None or entry.audit_value else "(token)"
+
         def record(outcome: str, detail: str = "") -> None:
             audit.record(user_id=user, channel_id=channel, kind="button",
-                         action=f"{action_id}:{value}"[:200], outcome=outcome, detail=detail)
+                         action=f"{action_id}:{shown}"[:200], outcome=outcome, detail=detail)
 
         async def send(reply: Reply) -> None:
             await respond(**reply.payload())
 
-        entry = ACTIONS.get(action_id)
         if entry is None:
             log.warning("button %s has no handler", action_id)
             await send(Reply("That button is no longer handled by this bot; run the command again."))
@@ -56,7 +59,7 @@ def register(app: AsyncApp, services: Services) -> None:
             return
         except Exception as exc:
             log.exception("button %s failed", action_id)
-            await send(Reply(f":warning: That button failed on an internal error ({type(exc).__name__}); it has been logged."))
+            await send(Reply(button_failure(exc)))
             record("error", type(exc).__name__)
             return
         if reply is not None:
@@ -68,3 +71,9 @@ def register(app: AsyncApp, services: Services) -> None:
     async def on_action(ack: Any, body: dict[str, Any], respond: Any) -> None:
         with services.busy():
             await handle(ack, body, respond)
+
+
+def button_failure(exc: Exception) -> str:
+    if isinstance(exc, ProviderError):
+        return f":warning: That button could not finish: {exc}"
+    return f":warning: That button failed on an internal error ({type(exc).__name__}); it has been logged."

@@ -97,6 +97,7 @@ class Action:
     permission: Permission
     func: ActionFunc
     description: str
+    audit_value: bool = True  # False for values that are tokens (kept out of the audit trail)
 
 
 COMMANDS: dict[str, Command] = {}
@@ -125,12 +126,13 @@ def command(
 
 
 def action(
-    action_id: str, *, permission: Permission = Permission.ANYONE, description: str = ""
+    action_id: str, *, permission: Permission = Permission.ANYONE, description: str = "",
+    audit_value: bool = True,
 ) -> Callable[[ActionFunc], ActionFunc]:
     def decorate(func: ActionFunc) -> ActionFunc:
         if action_id in ACTIONS and ACTIONS[action_id].func is not func:
             raise RuntimeError(f"action {action_id} is registered twice")
-        ACTIONS[action_id] = Action(action_id, permission, func, description)
+        ACTIONS[action_id] = Action(action_id, permission, func, description, audit_value)
         return func
 
     return decorate

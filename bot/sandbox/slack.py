@@ -8,6 +8,7 @@ see every message as it lands.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import time
@@ -16,11 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from bot.sandbox.base import FakeServer
 
 SANDBOX_BOT_TOKEN = "xoxb-sandbox-bot-token"
+SANDBOX_APP_TOKEN = "xapp-sandbox-app-token"
 SANDBOX_SIGNING_SECRET = "sandbox-signing-secret"
 SANDBOX_CHANNEL = "C0LAUNCH01"
 SANDBOX_BOT_USER = "U0BOTUSER"
@@ -62,6 +64,10 @@ class FakeSlack(FakeServer):
         self.response_url_uses: dict[str, int] = {}
         self.uploads: dict[str, dict[str, Any]] = {}
         self.watchers: list[Watcher] = []
+        self.app_tokens = {SANDBOX_APP_TOKEN}
+        self.sockets: list[web.WebSocketResponse] = []
+        self.socket_acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.socket_connected = asyncio.Event()
         self._ts = itertools.count(1)
         self._ids = itertools.count(1)
         super().__init__()
@@ -70,6 +76,7 @@ class FakeSlack(FakeServer):
         router.add_route("*", "/api/{method}", self._api)
         router.add_post("/response/{key}", self._response_url)
         router.add_post("/upload/{file_id}", self._upload)
+        router.add_get("/socket", self._socket)
 
     # -- helpers for tests and the console -----------------------------------------------
     @property
@@ -118,6 +125,10 @@ class FakeSlack(FakeServer):
         auth = request.headers.get("Authorization", "")
         params = await self._params(request)
         token = auth.removeprefix("Bearer ").strip() or params.get("token", "")
+        if method == "apps.connections.open":
+            if token not in self.app_tokens:
+                return web.json_response({"ok": False, "error": "invalid_auth"})
+            return web.json_response({"ok": True, "url": self.url.replace("http", "ws", 1) + "/socket"})
         if token not in self.tokens:
             return web.json_response({"ok": False, "error": "invalid_auth"})
         handler = getattr(self, "m_" + method.replace(".", "_"), None)
@@ -271,6 +282,36 @@ class FakeSlack(FakeServer):
             body = await part.read() if part is not None else b""  # type: ignore[union-attr]
         self.uploads[file_id]["data"] = body
         return web.Response(text="OK - " + str(len(body)))
+
+    # -- Socket Mode ---------------------------------------------------------------------------
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self.sockets.append(ws)
+        await ws.send_json({"type": "hello", "num_connections": len(self.sockets),
+                            "connection_info": {"app_id": "A0SANDBOX"}, "debug_info": {"host": "sandbox"}})
+        self.socket_connected.set()
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                data = json.loads(msg.data)
+                fut = self.socket_acks.pop(data.get("envelope_id", ""), None)
+                if fut is not None and not fut.done():
+                    fut.set_result(data)
+        finally:
+            self.sockets.remove(ws)
+        return ws
+
+    async def socket_send(self, kind: str, payload: dict[str, Any], *, timeout: float = 10.0) -> dict[str, Any]:
+        """Deliver an envelope (``slash_commands``, ``interactive``…) over Socket Mode; return the ack."""
+        await asyncio.wait_for(self.socket_connected.wait(), timeout)
+        envelope_id = f"env-{next(self._ids)}"
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.socket_acks[envelope_id] = fut
+        await self.sockets[-1].send_json({"envelope_id": envelope_id, "type": kind, "payload": payload,
+                                          "accepts_response_payload": kind != "events_api"})
+        return await asyncio.wait_for(fut, timeout)
 
     # -- response_url ----------------------------------------------------------------------
     async def _response_url(self, request: web.Request) -> web.Response:

@@ -10,6 +10,13 @@ import contextlib
 from collections.abc import Mapping
 
 from bot.sandbox.customerio import SANDBOX_PROD, SANDBOX_STAGING, FakeCustomerIO
+from bot.sandbox.launchdarkly import (
+    SANDBOX_LD_ENVIRONMENT,
+    SANDBOX_LD_FLAG,
+    SANDBOX_LD_PROJECT,
+    SANDBOX_LD_TOKEN,
+    FakeLaunchDarkly,
+)
 from bot.sandbox.slack import (
     SANDBOX_BOT_TOKEN,
     SANDBOX_CHANNEL,
@@ -28,6 +35,8 @@ class Sandbox:
         self.customerio_prod, self.customerio_staging = self.customerio.seed_sandbox()
         self.webhook_signing_key = "sandbox-webhook-signing-key"
         self.servers = [self.slack, self.customerio]
+        self.launchdarkly = FakeLaunchDarkly()
+        self.servers.append(self.launchdarkly)
 
     async def start(self) -> Sandbox:
         for server in self.servers:
@@ -63,6 +72,11 @@ class Sandbox:
             "CUSTOMERIO_STAGING_SITE_ID": SANDBOX_STAGING["site_id"],
             "CUSTOMERIO_STAGING_TRACK_API_KEY": SANDBOX_STAGING["track_key"],
             "CUSTOMERIO_STAGING_APP_API_KEY": SANDBOX_STAGING["app_key"],
+            "LAUNCHDARKLY_API_TOKEN": SANDBOX_LD_TOKEN,
+            "LAUNCHDARKLY_PROJECT": SANDBOX_LD_PROJECT,
+            "LAUNCHDARKLY_ENVIRONMENT": SANDBOX_LD_ENVIRONMENT,
+            "LAUNCHDARKLY_FLAG": SANDBOX_LD_FLAG,
+            "LAUNCHDARKLY_API_URL": self.launchdarkly.url,
         }
 
     def overlay(self, env: Mapping[str, str]) -> dict[str, str]:
@@ -80,4 +94,8 @@ class Sandbox:
             for key, value in fake.items():
                 if key.startswith("CUSTOMERIO_") and not env.get(key):
                     merged[key] = value
+        if not env.get("LAUNCHDARKLY_API_TOKEN"):
+            for key in ("LAUNCHDARKLY_API_TOKEN", "LAUNCHDARKLY_PROJECT", "LAUNCHDARKLY_ENVIRONMENT",
+                        "LAUNCHDARKLY_FLAG", "LAUNCHDARKLY_API_URL"):
+                merged[key] = fake[key]
         return merged

@@ -65,6 +65,9 @@ class Store:
         self.audit = AuditRepo(self)
         self.launches = LaunchRepo(self)
         self.alerts = AlertsRepo(self)
+        from bot.store.traffic import TrafficRepo
+
+        self.traffic = TrafficRepo(self)
 
     # -- schema ---------------------------------------------------------------------------
     def migrate(self) -> dict[str, int]:
@@ -139,6 +142,13 @@ def probe(path: str | Path, timeout: float = 2.0) -> tuple[bool, str]:
     p = Path(path)
     if not p.is_file():
         return False, "database file is missing"
+    try:
+        with p.open("rb") as fh:
+            magic = fh.read(16)
+    except OSError as exc:
+        return False, f"database file cannot be read ({exc.strerror or exc})"
+    if magic and magic != b"SQLite format 3\x00":
+        return False, "database file is not an SQLite database"
     try:
         conn = sqlite3.connect(f"file:{p.resolve()}?mode=ro", uri=True, timeout=timeout)
         try:
