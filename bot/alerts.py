@@ -345,6 +345,12 @@ def trend_text(values: list[float | None], unit: str) -> str:
     return f"{arrow}: " + " → ".join(fmt_value(v, unit) for v in known)
 
 
+def plain(text: str) -> str:
+    """Outside text (Alertmanager annotations) made inert in Slack mrkdwn: no ``<!channel>``,
+    ``<@U…>`` or links can be smuggled into the launch channel."""
+    return text.replace("<", "‹").replace(">", "›")
+
+
 def _when(ts: float) -> str:
     from datetime import UTC, datetime
 
@@ -647,10 +653,10 @@ class AlertsService:
 
         severity = "critical" if labels.get("severity", "").lower() in ("critical", "page", "error") else "warning"
         return dict(
-            metric=metric[:100], title=(ann.get("summary") or name)[:140], severity=severity,
+            metric=plain(metric)[:100], title=plain(ann.get("summary") or name)[:140], severity=severity,
             value=num(ann.get("value")), threshold=num(ann.get("threshold")), unit=unit,
-            window=ann.get("window", "as evaluated by Prometheus")[:60],
-            detail=(ann.get("description") or "")[:500],
+            window=plain(ann.get("window", "as evaluated by Prometheus"))[:60],
+            detail=plain(ann.get("description") or "")[:500],
         )
 
     # -- probe ---------------------------------------------------------------------------------

@@ -272,3 +272,14 @@ async def test_breach_above_threshold_fails_the_health_gate(abot, clock):
     findings = {f.name: f for f in await abot.services.health.findings(None)}
     assert not findings["bounce rate"].ok and "10% above 5%" in findings["bounce rate"].detail
     assert findings["no open alert"].ok
+
+
+async def test_alertmanager_text_cannot_mention_the_channel(abot):
+    alert = am_alert("firing", "inj1", summary="<!channel> latency > 5s <@U0CEO>")
+    alert["annotations"]["description"] = "see <https://evil.example|this>"
+    await post_am(abot, am_payload("firing", [alert]))
+    await abot.services.idle(5)
+    [msg] = alert_messages(abot)
+    rendered = msg.text + json.dumps(msg.blocks) + " ".join(m.text for m in thread(abot, msg.ts))
+    assert "<!channel>" not in rendered and "<@U0CEO>" not in rendered and "<https://evil" not in rendered
+    assert "latency › 5s" in msg.text
