@@ -541,6 +541,8 @@ class AlertsService:
         if not ts_text or not signature:
             return _reject(401, "Missing X-CIO-Timestamp or X-CIO-Signature header.")
         try:
+            if not ts_text.isascii():
+                raise ValueError
             ts = int(ts_text)
         except ValueError:
             return _reject(401, "X-CIO-Timestamp must be Unix seconds.")
@@ -550,7 +552,7 @@ class AlertsService:
         mac = self._mac(key)
         mac.update(b"v0:" + ts_text.encode() + b":" + body)
         expected = mac.hexdigest()
-        if not hmac.compare_digest(expected, signature):
+        if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
             return _reject(401, "X-CIO-Signature does not match: check CUSTOMERIO_WEBHOOK_SIGNING_KEY.")
         try:
             event = json.loads(body)

@@ -72,6 +72,11 @@ async def test_bad_and_stale_signatures_are_refused_and_nothing_counted(abot):
     status, answer = await post_cio(abot, body, headers=headers)
     assert status == 401 and "Unix seconds" in answer["error"]
 
+    headers = cio_headers(abot.sandbox.webhook_signing_key, body, now)
+    headers["X-CIO-Signature"] = "é" * 64  # not even hex
+    status, answer = await post_cio(abot, body, headers={k: v.encode().decode("latin-1") for k, v in headers.items()})
+    assert status == 401
+
     # inside the window, right key: accepted (the refusals above were about the signature)
     status, _ = await post_cio(abot, event, ts=now - 299)
     assert status == 200
