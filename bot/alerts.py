@@ -645,7 +645,8 @@ class AlertsService:
             if not text:
                 return None
             try:
-                return float(text)
+                value = float(text)
+                return value if math.isfinite(value) else None
             except ValueError:
                 pass
             try:
