@@ -24,9 +24,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
-from dnsserver import DnsTestServer  # noqa: E402
 
 from bot.providers.dns import DnsClient  # noqa: E402
+from bot.sandbox.dns import FakeDNS  # noqa: E402
 from checks.base import Status  # noqa: E402
 from checks.deliverability import ReturnPathExpectation, check_domain  # noqa: E402
 
@@ -82,7 +82,7 @@ async def main() -> int:
         mx_hosts=("mxa.esp.example.net", "mxb.esp.example.net"),
         dkim_domain="cio123.example.com",
     )
-    async with DnsTestServer(delay=DELAY) as server:
+    async with FakeDNS(delay=DELAY) as server:
         server.load(zone())
         client = DnsClient([server.nameserver], timeout=2.0)
         start = time.perf_counter()

@@ -345,6 +345,22 @@ def trend_text(values: list[float | None], unit: str) -> str:
     return f"{arrow}: " + " → ".join(fmt_value(v, unit) for v in known)
 
 
+#: Slack message metadata of the bot's alert posts, so that a post can be found again
+META_EVENT = "cio_launchbot_alert"
+
+
+def _meta(alert_id: int, kind: str, step: int | None = None) -> dict[str, Any]:
+    payload: dict[str, Any] = {"alert_id": alert_id, "kind": kind}
+    if step is not None:
+        payload["step"] = step
+    return {"event_type": META_EVENT, "event_payload": payload}
+
+
+def escape(text: str) -> str:
+    """Text shown as text in Slack mrkdwn (``&``, ``<``, ``>`` as entities): never a ping or a link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def plain(text: str) -> str:
     """Outside text (Alertmanager annotations) made inert in Slack mrkdwn: no ``<!channel>``,
     ``<@U…>`` or links can be smuggled into the launch channel."""
@@ -943,13 +959,14 @@ class AlertsService:
         slack = self.services.slack
         try:
             ts = row["message_ts"]
+            meta = _meta(alert_id, "alert")
             if ts is None and row["post_attempted_at"] is not None:
-                ts = await self._posted_before(channel, f"(alert #{alert_id})")
+                ts = await self._posted_before(channel, meta)
                 if ts is not None:  # posted before a crash: adopt it, then bring it up to date
                     self.repo.message_posted(alert_id, ts, 0.0)
             if ts is None:
                 self.repo.post_attempted(alert_id, self.now())
-                ts = await slack.post_message(channel, text, body)
+                ts = await slack.post_message(channel, text, body, metadata=meta, retry_unsafe=False)
                 self.repo.message_posted(alert_id, ts, float(row["updated_at"]))
             else:
                 await slack.update_message(channel, ts, text, body)
@@ -957,13 +974,17 @@ class AlertsService:
         except ProviderError as exc:
             log.warning("alert #%s message not synced to Slack (will retry): %s", row["id"], exc)
 
-    async def _posted_before(self, channel: str, marker: str, thread_ts: str | None = None) -> str | None:
-        """Read the channel (or a thread) back: the ts of our earlier post carrying ``marker``.
+    async def _posted_before(self, channel: str, meta: dict[str, Any], thread_ts: str | None = None) -> str | None:
+        """Read the channel (or a thread) back: the ts of our earlier post carrying ``meta``.
 
-        Used only when a post was sent but its answer was never recorded (a crash in
-        between), so that a restart does not post the same thing twice."""
-        for message in await self.services.slack.recent_messages(channel, thread_ts=thread_ts):
-            if marker in str(message.get("text") or ""):
+        Used only when a post was sent but its answer was never recorded (a crash, or an
+        error that may have come after Slack accepted it), so that nothing is posted twice."""
+        slack = self.services.slack
+        messages = await (slack.recent_messages(channel) if thread_ts is None
+                          else slack.thread_replies(channel, thread_ts))
+        for message in messages:
+            found = message.get("metadata") or {}
+            if found.get("event_type") == meta["event_type"] and found.get("event_payload") == meta["event_payload"]:
                 return str(message["ts"])
         return None
 
@@ -980,19 +1001,20 @@ class AlertsService:
         how = (f"escalated now by <@{esc['actor']}>" if esc["reason"] == "manual"
                else f"unacknowledged for {minutes} min" if minutes else "just fired")
         round_note = f", repeat {esc['round']}" if esc["round"] else ""
-        marker = f"(alert #{row['id']}, escalation step {int(esc['step']) + 1})"
         text = (f"{tier.render_mentions()} :rotating_light: *Escalation tier {int(esc['tier']) + 1} of {count}* "
                 f"({tier.name}{round_note}): *{row['title']}* is {fmt_value(row['value'], row['unit'])}"
                 + (f" (threshold {fmt_value(row['threshold'], row['unit'])})" if row["threshold"] is not None else "")
-                + f", {how}. Press *Acknowledge* on the alert to take it and stop the climb. {marker}")
+                + f", {how}. Press *Acknowledge* on the alert to take it and stop the climb.")
         alert_id, step = int(esc["alert_id"]), int(esc["step"])
+        meta = _meta(alert_id, "escalation", step)
         try:
             ts = None
             if esc["attempted_at"] is not None:
-                ts = await self._posted_before(row["channel_id"], marker, row["message_ts"])
+                ts = await self._posted_before(row["channel_id"], meta, row["message_ts"])
             if ts is None:
                 self.repo.escalation_attempted(alert_id, step, now)
-                ts = await self.services.slack.post_message(row["channel_id"], text, thread_ts=row["message_ts"])
+                ts = await self.services.slack.post_message(row["channel_id"], text, thread_ts=row["message_ts"],
+                                                            metadata=meta, retry_unsafe=False)
         except ProviderError as exc:
             log.warning("escalation of alert #%s not posted (will retry): %s", row["id"], exc)
             return
@@ -1001,16 +1023,17 @@ class AlertsService:
     async def _post_resolution(self, row: dict[str, Any]) -> None:
         who = f"by <@{row['resolved_by']}>" if row["resolved_by"] else "automatically"
         lasted = max(1, round((float(row["resolved_at"]) - float(row["opened_at"])) / 60))
-        marker = f"(alert #{row['id']} resolved)"
         text = (f":white_check_mark: Resolved {who} after {lasted} min: *{row['title']}*. "
-                f"{row['resolution'] or ''} {marker}")
+                f"{row['resolution'] or ''}".strip())
+        meta = _meta(int(row["id"]), "resolution")
         try:
             ts = None
             if row["notice_attempted_at"] is not None:
-                ts = await self._posted_before(row["channel_id"], marker, row["message_ts"])
+                ts = await self._posted_before(row["channel_id"], meta, row["message_ts"])
             if ts is None:
                 self.repo.notice_attempted(int(row["id"]), self.now())
-                ts = await self.services.slack.post_message(row["channel_id"], text, thread_ts=row["message_ts"])
+                ts = await self.services.slack.post_message(row["channel_id"], text, thread_ts=row["message_ts"],
+                                                            metadata=meta, retry_unsafe=False)
         except ProviderError as exc:
             log.warning("resolution notice of alert #%s not posted (will retry): %s", row["id"], exc)
             return
@@ -1131,8 +1154,9 @@ class AlertsService:
             self.repo.set_ramp(int(launch_id), 0.0, self.now())
         channel = str(payload.get("channel_id") or self.channel())
         actor = str(payload.get("actor") or "")
-        who = f"<@{actor}>" if actor[:1] in ("U", "W") else (actor or "the bot")
-        reason = str(payload.get("reason") or "no reason given")[:500]
+        who = f"<@{actor}>" if OPERATOR_ID.match(actor) and actor[0] in "UW" else escape(actor or "the bot")
+        raw_reason = str(payload.get("reason") or "no reason given")[:500]
+        reason = escape(raw_reason)
         tier = self.config.tiers[0]
         text = (f"{tier.render_mentions()} :rewind: *Traffic was rolled back* by {who}: {reason}. "
                 f"Escalation tier 1 ({tier.name}) is paged; see the incident notice in <#{channel}>.")
@@ -1145,13 +1169,13 @@ class AlertsService:
         if self.pagerduty is not None:
             try:
                 await self.pagerduty.send("trigger", f"launch{launch_id}:rollback:{int(self.now())}",
-                                          summary=f"Traffic rolled back: {reason}"[:1000], severity="critical",
+                                          summary=f"Traffic rolled back: {raw_reason}"[:1000], severity="critical",
                                           details={"launch_id": launch_id, "actor": actor, "channel": channel})
             except ProviderError as exc:
                 log.error("could not page PagerDuty about the rollback: %s", exc)
         self.services.store.audit.record(user_id=None, channel_id=channel, kind="system",
                                          action="traffic.rolled_back: page tier 1", outcome=outcome,
-                                         detail={"reason": reason, "launch_id": launch_id})
+                                         detail={"reason": raw_reason, "launch_id": launch_id})
 
     # -- health gate and status ----------------------------------------------------------------
     async def health_findings(self, launch_id: int | None) -> list[HealthFinding]:

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 #: ``services``, subscribes to events, registers health sources and background loops.
 DOMAINS: list[str] = [
     "bot.traffic",
+    "bot.readiness",
+    "bot.timeline",
     "bot.alerts",
 ]
 

@@ -140,6 +140,28 @@ async def sandbox_only(args: argparse.Namespace) -> int:
     return 0
 
 
+async def check(args: argparse.Namespace) -> int:
+    if args.domain or args.dkim_selector or args.nameserver:
+        # a DNS audit of the domain named: no Customer.io credentials needed
+        if any(c != "deliverability" for c in args.categories):
+            print("configuration error: --domain, --dkim-selector and --nameserver go with "
+                  "`cio-bot check deliverability` only.", file=sys.stderr)
+            return 2
+        from bot.deliverability_cli import run_cli
+
+        argv = ["--format", args.format]
+        if args.domain:
+            argv += ["--domain", args.domain]
+        for selector in args.dkim_selector or ():
+            argv += ["--dkim-selector", selector]
+        for server in args.nameserver or ():
+            argv += ["--nameserver", server]
+        return await run_cli(argv)
+    from bot.readiness import cli_check
+
+    return await cli_check(args.categories, environment=args.env, fmt=args.format)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cio-bot", description="Take a Customer.io integration to production safely.")
     parser.add_argument("--log-level", default=os.environ.get("CIO_LOG_LEVEL", "INFO"))
@@ -154,13 +176,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=sandbox_only)
     p = sub.add_parser("run", help="the main job on embedded defaults (what `make run` does)")
     p.set_defaults(func=run_main_job)
+    p = sub.add_parser("check", help="readiness checks: exit 0 = go, 1 = no-go, 2 = configuration error")
+    p.add_argument("categories", nargs="*", metavar="category",
+                   help="credentials integration campaigns deliverability monitoring testing documentation rollback")
+    p.add_argument("--env", choices=("production", "staging"), default="production")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    dns = p.add_argument_group("deliverability of any domain (DNS only)")
+    dns.add_argument("--domain", help="check this sending domain's SPF, DKIM and DMARC (default: CIO_SENDING_DOMAIN)")
+    dns.add_argument("--dkim-selector", action="append", metavar="S", help="a DKIM selector (repeatable)")
+    dns.add_argument("--nameserver", action="append", metavar="HOST:PORT", help="a resolver (repeatable)")
+    p.set_defaults(func=check)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    quiet = args.command in ("console", "run")
+    quiet = args.command in ("console", "run", "check")
     setup_logging("WARNING" if quiet and args.log_level == "INFO" else args.log_level)
     try:
         return asyncio.run(args.func(args))

@@ -20,6 +20,8 @@ from bot.store import Store
 
 if TYPE_CHECKING:
     from bot.alerts import AlertsService
+    from bot.readiness import ReadinessService
+    from bot.timeline import TimelineService
     from bot.traffic import TrafficService
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,8 @@ class Services:
     inflight: int = 0  # Slack requests being handled (commands and buttons, after their ack)
     traffic: TrafficService | None = None
     alerts: AlertsService | None = None
+    readiness: ReadinessService | None = None
+    timeline: TimelineService | None = None
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None, store: Store | None = None) -> Services:

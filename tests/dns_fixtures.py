@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from dataclasses import dataclass
 
 import pytest
-from dnsserver import DnsTestServer, Zone
 
 from bot.providers.dns import DnsClient
+from bot.sandbox.dns import FakeDNS, Zone
 from checks.base import CheckResult, Status
 from checks.deliverability import ReturnPathExpectation, check_domain
 
@@ -46,14 +46,14 @@ RunChecks = Callable[..., Awaitable[Findings]]
 
 
 @pytest.fixture
-async def dns_server() -> AsyncIterator[DnsTestServer]:
-    async with DnsTestServer() as server:
+async def dns_server() -> AsyncIterator[FakeDNS]:
+    async with FakeDNS() as server:
         yield server
     assert server.errors == 0, "the test DNS server raised while answering"
 
 
 @pytest.fixture
-def run_checks(dns_server: DnsTestServer) -> RunChecks:
+def run_checks(dns_server: FakeDNS) -> RunChecks:
     """``await run_checks(zone, "example.com", selectors=..., expected=..., servfail=..., silent=...)``."""
 
     async def run(

@@ -276,3 +276,12 @@ async def test_a_post_whose_answer_was_lost_is_read_back_not_posted_twice(start_
     row = bot.store.alerts.all_alerts()[0]
     assert row["message_ts"] == msg.ts
     assert bot.store.alerts.escalations(row["id"])[0]["message_ts"] == thread(bot, msg.ts)[0].ts
+
+
+async def test_a_rollback_reason_is_shown_as_text_never_a_ping(start_bot, clock, tmp_path):
+    bot = await start_bot(clock=clock, env={"CIO_CONFIG": write_config(tmp_path, BASE_CONFIG)})
+    await bot.services.events.publish("traffic.rolled_back", {"launch_id": 1, "actor": "<!here>",
+                                                              "reason": "bounces <!channel> & <@U0CEO>"})
+    [page] = [m for m in bot.slack.channel_messages(bot.channel) if "rolled back" in m.text]
+    assert "<!channel>" not in page.text and "<@U0CEO>" not in page.text and "<!here>" not in page.text
+    assert "bounces &lt;!channel&gt; &amp; &lt;@U0CEO&gt;" in page.text

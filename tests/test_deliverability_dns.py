@@ -6,9 +6,9 @@ import asyncio
 
 import dns_fixtures
 from dns_fixtures import TEST_TIMEOUT
-from dnsserver import DnsTestServer
 
 from bot.providers.dns import DnsClient
+from bot.sandbox.dns import FakeDNS
 from checks.deliverability.dnstypes import Outcome, Resolver
 
 # the loopback DNS server fixtures, used by name
@@ -27,11 +27,11 @@ ZONE = {
 }
 
 
-def client(server: DnsTestServer) -> DnsClient:
+def client(server: FakeDNS) -> DnsClient:
     return DnsClient([server.nameserver], timeout=TEST_TIMEOUT)
 
 
-async def test_found_records_and_joined_strings(dns_server: DnsTestServer) -> None:
+async def test_found_records_and_joined_strings(dns_server: FakeDNS) -> None:
     dns_server.load(ZONE)
     c = client(dns_server)
     assert isinstance(c, Resolver)
@@ -46,7 +46,7 @@ async def test_found_records_and_joined_strings(dns_server: DnsTestServer) -> No
     )
 
 
-async def test_nxdomain_and_nodata_are_told_apart(dns_server: DnsTestServer) -> None:
+async def test_nxdomain_and_nodata_are_told_apart(dns_server: FakeDNS) -> None:
     dns_server.load(ZONE)
     c = client(dns_server)
     assert (await c.query("missing.example.com", "TXT")).outcome is Outcome.NXDOMAIN
@@ -56,7 +56,7 @@ async def test_nxdomain_and_nodata_are_told_apart(dns_server: DnsTestServer) -> 
     assert Outcome.NXDOMAIN.is_void and Outcome.NODATA.is_void and not Outcome.SERVFAIL.is_void
 
 
-async def test_cname_chain_is_followed(dns_server: DnsTestServer) -> None:
+async def test_cname_chain_is_followed(dns_server: FakeDNS) -> None:
     dns_server.load(ZONE)
     c = client(dns_server)
     answer = await c.query("alias2.example.com", "TXT")
@@ -67,7 +67,7 @@ async def test_cname_chain_is_followed(dns_server: DnsTestServer) -> None:
     assert dangling.canonical_name == "gone.example.com"
 
 
-async def test_servfail_and_timeout_are_failures_naming_the_name(dns_server: DnsTestServer) -> None:
+async def test_servfail_and_timeout_are_failures_naming_the_name(dns_server: FakeDNS) -> None:
     dns_server.load(ZONE, servfail=["broken.example.com"], silent=["slow.example.com"])
     c = client(dns_server)
     broken, slow = await asyncio.gather(
@@ -79,14 +79,14 @@ async def test_servfail_and_timeout_are_failures_naming_the_name(dns_server: Dns
     assert broken.outcome.is_failure and slow.outcome.is_failure
 
 
-async def test_truncated_udp_answer_is_retried_over_tcp(dns_server: DnsTestServer) -> None:
+async def test_truncated_udp_answer_is_retried_over_tcp(dns_server: FakeDNS) -> None:
     dns_server.load(ZONE)
     answer = await client(dns_server).query("big.example.com", "TXT")
     assert answer.outcome is Outcome.FOUND and len(answer.txt) == 8
     assert [q.transport for q in dns_server.queries_for("big.example.com")] == ["udp", "tcp"]
 
 
-async def test_concurrent_identical_questions_share_one_query(dns_server: DnsTestServer) -> None:
+async def test_concurrent_identical_questions_share_one_query(dns_server: FakeDNS) -> None:
     dns_server.load(ZONE)
     dns_server.delay = 0.05
     c = client(dns_server)
@@ -97,7 +97,7 @@ async def test_concurrent_identical_questions_share_one_query(dns_server: DnsTes
     assert c.stats.query_count == 1 and c.stats.lookups == 6 and c.stats.duplicates() == []
 
 
-async def test_distinct_questions_run_concurrently(dns_server: DnsTestServer) -> None:
+async def test_distinct_questions_run_concurrently(dns_server: FakeDNS) -> None:
     dns_server.load(ZONE)
     dns_server.delay = 0.1
     c = client(dns_server)
@@ -116,7 +116,7 @@ async def test_unreachable_nameserver_name_is_an_error_answer_not_an_exception()
     assert answer.outcome is Outcome.ERROR and answer.name == "example.com"
 
 
-async def test_zone_as_master_file_text(dns_server: DnsTestServer) -> None:
+async def test_zone_as_master_file_text(dns_server: FakeDNS) -> None:
     dns_server.load(
         """
 example.org. 300 IN TXT "v=spf1 " "-all"
@@ -132,7 +132,7 @@ www.example.org. 300 IN CNAME example.org.
 
 
 async def test_cname_from_a_non_chasing_server_is_followed_by_the_client(
-    dns_server: DnsTestServer,
+    dns_server: FakeDNS,
 ) -> None:
     dns_server.load(ZONE)
     dns_server.chase_cnames = False

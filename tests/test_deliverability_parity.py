@@ -20,9 +20,9 @@ import checkdmarc.utils
 import dns.nameserver
 import dns_fixtures
 import pytest
-from dnsserver import DnsTestServer
 
 from bot.providers.dns import DnsClient
+from bot.sandbox.dns import FakeDNS
 from checks.base import Status
 from checks.deliverability.dmarc import evaluate_dmarc
 from checks.deliverability.spf import evaluate_spf
@@ -100,7 +100,7 @@ DMARC_DIFFERENCES = {
 }
 
 
-def nameservers(server: DnsTestServer) -> list[dns.nameserver.Nameserver]:
+def nameservers(server: FakeDNS) -> list[dns.nameserver.Nameserver]:
     return [dns.nameserver.Do53Nameserver("127.0.0.1", port=server.port)]
 
 
@@ -109,7 +109,7 @@ def ours_valid(results: list) -> bool:
 
 
 @pytest.mark.parametrize("case", list(SPF_CASES))
-async def test_spf_verdict_matches_checkdmarc(dns_server: DnsTestServer, case: str) -> None:
+async def test_spf_verdict_matches_checkdmarc(dns_server: FakeDNS, case: str) -> None:
     record = SPF_CASES[case]
     zone = dict(HOSTS)
     zone["example.com"] = {
@@ -133,7 +133,7 @@ async def test_spf_verdict_matches_checkdmarc(dns_server: DnsTestServer, case: s
 
 
 @pytest.mark.parametrize("case", list(DMARC_CASES))
-async def test_dmarc_verdict_matches_checkdmarc(dns_server: DnsTestServer, case: str) -> None:
+async def test_dmarc_verdict_matches_checkdmarc(dns_server: FakeDNS, case: str) -> None:
     record = DMARC_CASES[case]
     zone = dict(HOSTS)
     zone["example.com"] = {**HOSTS["example.com"], "TXT": ["v=spf1 -all"]}

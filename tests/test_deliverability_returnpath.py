@@ -10,11 +10,11 @@ import dns_fixtures
 import pytest
 from dkim_keys import rsa_p
 from dns_fixtures import RunChecks
-from dnsserver import DnsTestServer
 
 from bot.config import ConfigError, Settings
 from bot.deliverability import expectation_from_settings
 from bot.deliverability_cli import main
+from bot.sandbox.dns import FakeDNS
 from checks.base import Status
 from checks.deliverability import ReturnPathExpectation, is_go
 
@@ -155,7 +155,7 @@ def cli(argv: list[str]) -> tuple[int, str]:
     return code, out.getvalue()
 
 
-async def test_cli_json_go(dns_server: DnsTestServer) -> None:
+async def test_cli_json_go(dns_server: FakeDNS) -> None:
     dns_server.load(good_zone())
     argv = [
         "check",
@@ -191,7 +191,7 @@ async def test_cli_json_go(dns_server: DnsTestServer) -> None:
     assert doc["dns"]["queries"] > 5
 
 
-async def test_cli_text_no_go(dns_server: DnsTestServer) -> None:
+async def test_cli_text_no_go(dns_server: FakeDNS) -> None:
     dns_server.load({"example.com": {"TXT": ["v=spf1 +all"]}})
     code, out = await asyncio.to_thread(
         cli,
@@ -226,7 +226,7 @@ def test_cli_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture
     assert capsys.readouterr().err
 
 
-async def test_cli_runs_inside_an_existing_event_loop(dns_server: DnsTestServer) -> None:
+async def test_cli_runs_inside_an_existing_event_loop(dns_server: FakeDNS) -> None:
     from bot.deliverability_cli import run_cli
 
     dns_server.load(good_zone())
@@ -251,7 +251,7 @@ async def test_cli_runs_inside_an_existing_event_loop(dns_server: DnsTestServer)
 
 
 async def test_run_from_settings_uses_the_configured_domain_selectors_and_table(
-    dns_server: DnsTestServer,
+    dns_server: FakeDNS,
 ) -> None:
     from bot.deliverability import run_from_settings
 

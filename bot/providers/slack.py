@@ -44,6 +44,11 @@ class SlackGateway:
                 AsyncConnectionErrorRetryHandler(max_retry_count=1),
             ]
         )
+        # for posts that must not be doubled: a 5xx or a dropped connection may come after Slack
+        # accepted the message, so only 429 (not processed) is retried here; the caller retries
+        # after checking whether the post landed (see bot.timeline)
+        self.strict_client = AsyncWebClient(token=token, base_url=base_url, timeout=timeout)
+        self.strict_client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
         self._group_cache: dict[str, tuple[float, frozenset[str]]] = {}
         self.group_cache_ttl = 60.0
 
@@ -59,16 +64,28 @@ class SlackGateway:
         return dict(response.data) if isinstance(response.data, dict) else {}
 
     async def post_message(
-        self, channel: str, text: str, blocks: Blocks = None, *, thread_ts: str | None = None
+        self, channel: str, text: str, blocks: Blocks = None, *, thread_ts: str | None = None,
+        metadata: dict[str, Any] | None = None, retry_unsafe: bool = True,
     ) -> str:
+        """Post; ``metadata`` ({event_type, event_payload}) lets the bot find the message again.
+        ``retry_unsafe=False`` retries only rate limits, never an error that may follow a post."""
+        client = self.client if retry_unsafe else self.strict_client
         data = await self._call(
             "chat.postMessage",
-            self.client.chat_postMessage(
+            client.chat_postMessage(
                 channel=channel, text=text, blocks=_blocks(blocks), thread_ts=thread_ts,
-                unfurl_links=False, unfurl_media=False,
+                unfurl_links=False, unfurl_media=False, metadata=metadata,
             ),
         )
         return str(data.get("ts"))
+
+    async def recent_messages(self, channel: str, *, limit: int = 200) -> list[dict[str, Any]]:
+        """The channel's latest messages, newest first, with their metadata."""
+        data = await self._call(
+            "conversations.history",
+            self.client.conversations_history(channel=channel, limit=limit, include_all_metadata=True),
+        )
+        return list(data.get("messages") or [])
 
     async def update_message(self, channel: str, ts: str, text: str, blocks: Blocks = None) -> None:
         await self._call(
@@ -97,16 +114,12 @@ class SlackGateway:
             ),
         )
 
-    async def recent_messages(self, channel: str, *, thread_ts: str | None = None,
-                              limit: int = 200) -> list[dict[str, Any]]:
-        """The latest messages of a channel (``conversations.history``) or of one thread
-        (``conversations.replies``), newest first for history; one page, for read-back."""
-        if thread_ts is None:
-            data = await self._call("conversations.history",
-                                    self.client.conversations_history(channel=channel, limit=limit))
-        else:
-            data = await self._call("conversations.replies",
-                                    self.client.conversations_replies(channel=channel, ts=thread_ts, limit=limit))
+    async def thread_replies(self, channel: str, ts: str, *, limit: int = 200) -> list[dict[str, Any]]:
+        """A thread's parent and replies, oldest first, with their metadata (one page)."""
+        data = await self._call(
+            "conversations.replies",
+            self.client.conversations_replies(channel=channel, ts=ts, limit=limit, include_all_metadata=True),
+        )
         return list(data.get("messages") or [])
 
     async def channel_members(self, channel: str) -> frozenset[str]:

@@ -43,6 +43,7 @@ class Message:
     history: list[dict[str, Any]] = field(default_factory=list)  # earlier versions (updates)
     response_key: str | None = None  # which response_url received it
     files: list[dict[str, Any]] = field(default_factory=list)
+    metadata: dict[str, Any] | None = None  # chat.postMessage metadata {event_type, event_payload}
 
 
 Watcher = Callable[[Message], None]
@@ -162,14 +163,32 @@ class FakeSlack(FakeServer):
             return err
         if not p.get("text") and not p.get("blocks"):
             return {"ok": False, "error": "no_text"}
+        metadata = p.get("metadata")
+        if isinstance(metadata, str):
+            metadata = json.loads(metadata)
         msg = Message(
             "message", channel, self._next_ts(), p.get("text", ""), p.get("blocks") or [],
-            thread_ts=p.get("thread_ts"),
+            thread_ts=p.get("thread_ts"), metadata=metadata,
         )
         self.messages.append(msg)
         self._emit(msg)
         return {"ok": True, "channel": channel, "ts": msg.ts,
                 "message": {"text": msg.text, "blocks": msg.blocks, "ts": msg.ts}}
+
+    def m_conversations_history(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel = p.get("channel")
+        if err := self._channel_error(channel):
+            return err
+        limit = int(p.get("limit") or 100)
+        with_metadata = str(p.get("include_all_metadata", "")).lower() in ("1", "true")
+        found = [m for m in reversed(self.messages) if m.channel == channel and not m.thread_ts]
+        out = []
+        for m in found[:limit]:
+            item: dict[str, Any] = {"type": "message", "ts": m.ts, "text": m.text, "user": SANDBOX_BOT_USER}
+            if with_metadata and m.metadata:
+                item["metadata"] = m.metadata
+            out.append(item)
+        return {"ok": True, "messages": out, "has_more": len(found) > limit}
 
     def m_chat_update(self, p: dict[str, Any]) -> dict[str, Any]:
         channel, ts = p.get("channel"), p.get("ts")
@@ -206,21 +225,6 @@ class FakeSlack(FakeServer):
             return {"ok": False, "error": "channel_not_found"}
         return {"ok": True, "channel": dict(self.channels[channel])}
 
-    @staticmethod
-    def _as_dict(m: Message) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": "message", "ts": m.ts, "text": m.text, "blocks": m.blocks}
-        if m.thread_ts:
-            out["thread_ts"] = m.thread_ts
-        return out
-
-    def m_conversations_history(self, p: dict[str, Any]) -> dict[str, Any]:
-        channel = p.get("channel")
-        if err := self._channel_error(channel):
-            return err
-        limit = int(p.get("limit") or 100)
-        top = [m for m in self.messages if m.channel == channel and not m.thread_ts]
-        return {"ok": True, "messages": [self._as_dict(m) for m in reversed(top[-limit:])], "has_more": False}
-
     def m_conversations_replies(self, p: dict[str, Any]) -> dict[str, Any]:
         channel, ts = p.get("channel"), p.get("ts")
         if err := self._channel_error(channel):
@@ -228,9 +232,17 @@ class FakeSlack(FakeServer):
         parent = self.find(channel or "", ts or "")
         if parent is None:
             return {"ok": False, "error": "thread_not_found"}
+        with_metadata = str(p.get("include_all_metadata", "")).lower() in ("1", "true")
         replies = [m for m in self.messages if m.channel == channel and m.thread_ts == ts]
-        limit = int(p.get("limit") or 100)
-        return {"ok": True, "messages": [self._as_dict(m) for m in [parent, *replies][:limit]], "has_more": False}
+        out = []
+        for m in [parent, *replies][: int(p.get("limit") or 100)]:
+            item: dict[str, Any] = {"type": "message", "ts": m.ts, "text": m.text, "user": SANDBOX_BOT_USER}
+            if m.thread_ts:
+                item["thread_ts"] = m.thread_ts
+            if with_metadata and m.metadata:
+                item["metadata"] = m.metadata
+            out.append(item)
+        return {"ok": True, "messages": out, "has_more": False}
 
     def m_conversations_members(self, p: dict[str, Any]) -> dict[str, Any]:
         channel = p.get("channel")

@@ -10,6 +10,7 @@ import contextlib
 from collections.abc import Mapping
 
 from bot.sandbox.customerio import SANDBOX_PROD, SANDBOX_STAGING, FakeCustomerIO
+from bot.sandbox.dns import SANDBOX_DKIM_SELECTOR, SANDBOX_DOMAIN, FakeDNS, sandbox_zone
 from bot.sandbox.launchdarkly import (
     SANDBOX_LD_ENVIRONMENT,
     SANDBOX_LD_FLAG,
@@ -23,20 +24,29 @@ from bot.sandbox.slack import (
     SANDBOX_SIGNING_SECRET,
     FakeSlack,
 )
+from bot.sandbox.web import FakeWeb
 
 SANDBOX_OPERATOR = "U0OPERATOR"
 SANDBOX_VIEWER = "U0VIEWER"
+
+
+# the sandbox workspace sends from the sandbox domain, whose DNS the sandbox serves
+_SENDING = ("CIO_SENDING_DOMAIN", "CIO_DKIM_SELECTORS", "CIO_DNS_NAMESERVERS", "CIO_PUBLIC_URL")
+#: where the sandbox workspace's reporting webhook points (the bot "as deployed")
+SANDBOX_PUBLIC_URL = "https://cio-launchbot.sandbox.test"
 
 
 class Sandbox:
     def __init__(self) -> None:
         self.slack = FakeSlack()
         self.customerio = FakeCustomerIO()
-        self.customerio_prod, self.customerio_staging = self.customerio.seed_sandbox()
+        self.customerio_prod, self.customerio_staging = self.customerio.seed_sandbox(bot_url=SANDBOX_PUBLIC_URL)
         self.webhook_signing_key = "sandbox-webhook-signing-key"
-        self.servers = [self.slack, self.customerio]
+        self.web = FakeWeb()  # documentation links (runbook, event catalog, escalation page)
         self.launchdarkly = FakeLaunchDarkly()
-        self.servers.append(self.launchdarkly)
+        self.dns = FakeDNS()  # the sending domain's records, served over UDP and TCP
+        self.dns.load(sandbox_zone())
+        self.servers = [self.slack, self.customerio, self.launchdarkly, self.web, self.dns]
 
     async def start(self) -> Sandbox:
         for server in self.servers:
@@ -72,6 +82,10 @@ class Sandbox:
             "CUSTOMERIO_STAGING_SITE_ID": SANDBOX_STAGING["site_id"],
             "CUSTOMERIO_STAGING_TRACK_API_KEY": SANDBOX_STAGING["track_key"],
             "CUSTOMERIO_STAGING_APP_API_KEY": SANDBOX_STAGING["app_key"],
+            "CIO_SENDING_DOMAIN": SANDBOX_DOMAIN,
+            "CIO_PUBLIC_URL": SANDBOX_PUBLIC_URL,
+            "CIO_DKIM_SELECTORS": SANDBOX_DKIM_SELECTOR,
+            "CIO_DNS_NAMESERVERS": "{}:{}".format(*self.dns.nameserver),
             "LAUNCHDARKLY_API_TOKEN": SANDBOX_LD_TOKEN,
             "LAUNCHDARKLY_PROJECT": SANDBOX_LD_PROJECT,
             "LAUNCHDARKLY_ENVIRONMENT": SANDBOX_LD_ENVIRONMENT,
@@ -92,7 +106,7 @@ class Sandbox:
                     merged[key] = fake[key]
         if not env.get("CUSTOMERIO_SITE_ID"):
             for key, value in fake.items():
-                if key.startswith("CUSTOMERIO_") and not env.get(key):
+                if (key.startswith("CUSTOMERIO_") or key in _SENDING) and not env.get(key):
                     merged[key] = value
         if not env.get("LAUNCHDARKLY_API_TOKEN"):
             for key in ("LAUNCHDARKLY_API_TOKEN", "LAUNCHDARKLY_PROJECT", "LAUNCHDARKLY_ENVIRONMENT",

@@ -60,14 +60,17 @@ class Store:
         self.migrate()
         from bot.store.alerts import AlertsRepo
         from bot.store.audit import AuditRepo
+        from bot.store.checks import ChecksRepo
         from bot.store.launch import LaunchRepo
+        from bot.store.timeline import TimelineRepo
+        from bot.store.traffic import TrafficRepo
 
         self.audit = AuditRepo(self)
         self.launches = LaunchRepo(self)
         self.alerts = AlertsRepo(self)
-        from bot.store.traffic import TrafficRepo
-
         self.traffic = TrafficRepo(self)
+        self.checks = ChecksRepo(self)
+        self.timeline = TimelineRepo(self)
 
     # -- schema ---------------------------------------------------------------------------
     def migrate(self) -> dict[str, int]:

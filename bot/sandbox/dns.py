@@ -1,4 +1,4 @@
-"""A small DNS server on loopback for the tests: real UDP and TCP, real wire format.
+"""A small DNS server on loopback for the sandbox and the tests: real UDP and TCP, real wire format.
 
 It serves the records it is given as if it were a recursive resolver that knows every
 zone (it chases CNAMEs across all the data it holds), and answers like a real server:
@@ -66,7 +66,7 @@ class LoggedQuery:
 
 
 @dataclass
-class DnsTestServer:
+class FakeDNS:
     zones: dict[str, dict[int, list[dns.rdata.Rdata]]] = field(default_factory=dict)
     servfail: set[str] = field(default_factory=set)
     silent: set[str] = field(default_factory=set)
@@ -216,7 +216,7 @@ class DnsTestServer:
             return truncated.to_wire(max_size=limit)
 
     # -- transports ------------------------------------------------------------------------
-    async def start(self) -> DnsTestServer:
+    async def start(self) -> FakeDNS:
         loop = asyncio.get_running_loop()
         server = self
 
@@ -275,8 +275,51 @@ class DnsTestServer:
             self._tcp.close()
             await self._tcp.wait_closed()
 
-    async def __aenter__(self) -> DnsTestServer:
+    async def __aenter__(self) -> FakeDNS:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+#: The sandbox's sending domain: records a deliverability engineer would sign off on.
+SANDBOX_DOMAIN = "example.com"
+SANDBOX_RETURN_PATH = "cio12345.example.com"
+SANDBOX_DKIM_SELECTOR = "krs"
+#: a 2048-bit RSA public key (SubjectPublicKeyInfo, base64): only the public half exists
+SANDBOX_DKIM_KEY = (
+    "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAz7f29mMm/yHOXJPT7DtxAXfsmR6RrSp2pTCb"
+    "Tyr3OHioejGYck2bozxOXmLbS22755S/3ZebwQysnWkRLQaoCVs/qoj40GZKHR2wK/KvEgpGqInPgY5r"
+    "dW6OJhUdUy0q9UAiZCqVC+pyZjl6Ttt/G6qAmNIUlWa9pZMR4cJkGKV6VjlpORJZwcKHEj5ZaTjcSsJN"
+    "KiPVDfy7by5+grOWIEk9sUzaAjDOdsSs+hRLXzpgIlJAnMv3Gj0Mdj9zHXV+hBMqv68Sbs/zL6P9loo0"
+    "IZlxy76iVZkzByHA/FdOaoDjo+FBMwwd7r0735zNrQzGyRvzWy8gfP1WzejJGxhOXwIDAQAB"
+)
+
+
+def sandbox_zone() -> dict[str, dict[str, list[Any]]]:
+    return {
+        SANDBOX_DOMAIN: {"TXT": ["v=spf1 include:_spf.example.com ~all"], "MX": ["10 mx.example.com."]},
+        "mx.example.com": {"A": ["192.0.2.25"]},
+        "_spf.example.com": {"TXT": ["v=spf1 ip4:192.0.2.0/24 -all"]},
+        "_dmarc.example.com": {"TXT": ["v=DMARC1; p=quarantine; adkim=r; aspf=r; rua=mailto:dmarc@example.com"]},
+        SANDBOX_RETURN_PATH: {
+            "TXT": ["v=spf1 include:spf.esp.example.net ~all"],
+            "MX": ["10 mx1.esp.example.net.", "20 mx2.esp.example.net."],
+        },
+        "spf.esp.example.net": {"TXT": ["v=spf1 ip4:198.51.100.0/24 -all"]},
+        # the selector delegated from the sending domain to Customer.io's subdomain
+        f"{SANDBOX_DKIM_SELECTOR}._domainkey.{SANDBOX_DOMAIN}": {
+            "CNAME": [f"{SANDBOX_DKIM_SELECTOR}._domainkey.{SANDBOX_RETURN_PATH}."]
+        },
+        f"{SANDBOX_DKIM_SELECTOR}._domainkey.{SANDBOX_RETURN_PATH}": {
+            "TXT": [f"v=DKIM1; k=rsa; p={SANDBOX_DKIM_KEY}"]
+        },
+    }
+
+
+#: the CIO_CONFIG [deliverability] table that matches the sandbox zone
+SANDBOX_DELIVERABILITY = {
+    "return_path_domain": SANDBOX_RETURN_PATH,
+    "return_path_spf_include": "spf.esp.example.net",
+    "return_path_mx": ["mx1.esp.example.net", "mx2.esp.example.net"],
+}

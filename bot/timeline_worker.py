@@ -1,0 +1,113 @@
+"""A scheduler-only process: the go-live timeline's scheduler without the HTTP server.
+
+    python -m bot.timeline_worker
+
+reads the bot's usual environment (CIO_DB_PATH, SLACK_*, CIO_CONFIG…) and posts milestones
+from the shared database, alongside or instead of ``cio-bot serve`` (every process claims
+before it posts, so any number of them can share one database). SIGTERM stops it.
+
+Driven mode, for tests and rehearsals (``CIO_WORKER_CONTROL=stdin``): the clock is a
+:class:`~bot.clock.FakeClock` that only moves when told, and the process reads commands on
+stdin, one per line, answering on stdout:
+
+- ``clock <ISO 8601>``: set the clock -> ``clock <ISO>``
+- ``tick``: post what is due -> ``ticked <n>``
+- ``quit``
+
+``CIO_WORKER_HOLD_AFTER_CLAIM=<milestone key>`` (driven mode only) makes the process print
+``claimed <key>`` after claiming that milestone and then hold the claim without posting, so
+a test can SIGKILL it between the claim and the post; ``CIO_WORKER_HOLD_AFTER_POST=<key>``
+holds after Slack accepted the post and before the database records it (``posted <key>``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from datetime import datetime
+from typing import Any
+
+from bot.app import configure_domains
+from bot.cli import setup_logging
+from bot.clock import FakeClock
+from bot.config import ConfigError, Settings
+from bot.services import Services
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+async def _driven(services: Services, clock: FakeClock) -> None:
+    timeline = services.timeline
+    assert timeline is not None
+    hold = os.environ.get("CIO_WORKER_HOLD_AFTER_CLAIM")
+    if hold:
+        async def hold_claim(m: dict[str, Any]) -> None:
+            if m["key"] == hold:
+                _say(f"claimed {m['key']}")
+                await asyncio.Event().wait()  # until the test kills the process
+
+        timeline.after_claim = hold_claim
+    hold_posted = os.environ.get("CIO_WORKER_HOLD_AFTER_POST")
+    if hold_posted:
+        async def hold_post(m: dict[str, Any]) -> None:
+            if m["key"] == hold_posted:
+                _say(f"posted {m['key']}")
+                await asyncio.Event().wait()  # Slack has it, the database does not: kill here
+
+        timeline.after_post = hold_post
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    _say(f"ready {timeline.worker_id}")
+    while line := (await reader.readline()).decode().strip():
+        word, _, arg = line.partition(" ")
+        if word == "clock":
+            clock.set(datetime.fromisoformat(arg))
+            _say(f"clock {clock.now().isoformat()}")
+        elif word == "tick":
+            _say(f"ticked {await timeline.tick()}")
+        elif word == "quit":
+            break
+        else:
+            _say(f"unknown {word}")
+    await services.idle(5)
+
+
+async def main() -> int:
+    driven = os.environ.get("CIO_WORKER_CONTROL") == "stdin"
+    setup_logging(os.environ.get("CIO_LOG_LEVEL", "WARNING" if driven else "INFO"))
+    settings = Settings.from_env()
+    clock = FakeClock() if driven else None
+    services = configure_domains(Services.build(settings, clock=clock))
+    try:
+        if clock is not None:
+            await _driven(services, clock)
+            return 0
+        assert services.timeline is not None
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        runner = asyncio.create_task(services.timeline.run())
+        _say(f"ready {services.timeline.worker_id}")
+        await stop.wait()
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+        return 0
+    finally:
+        await services.aclose()
+
+
+if __name__ == "__main__":
+    try:
+        raise SystemExit(asyncio.run(main()))
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

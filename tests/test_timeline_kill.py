@@ -1,0 +1,239 @@
+"""Exactly one post per milestone across SIGKILL and restarts, and with two processes on one
+database. The scheduler runs in subprocesses (``python -m bot.timeline_worker`` driven over
+stdin, with a fake clock) against the same SQLite file and this test's FakeSlack."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections import Counter
+from pathlib import Path
+
+from tests.timeline_helpers import milestone_posts, utc
+
+pytest_plugins = ["tests.fixtures_timeline"]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# T-0 2026-12-03 12:00 UTC
+DUE = {
+    "T-24h": "2026-12-02T12:00:00+00:00",
+    "T-12h": "2026-12-03T00:00:00+00:00",
+    "T-1h": "2026-12-03T11:00:00+00:00",
+    "T-0": "2026-12-03T12:00:00+00:00",
+    "T+1h": "2026-12-03T13:00:00+00:00",
+    "T+2h": "2026-12-03T14:00:00+00:00",
+    "T+24h": "2026-12-04T12:00:00+00:00",
+}
+
+
+class Worker:
+    """One scheduler process driven line by line."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.id = ""
+
+    @classmethod
+    async def start(cls, sandbox, db: Path, log: Path, *, hold: str | None = None,
+                    hold_posted: str | None = None) -> Worker:
+        env = {**os.environ, **sandbox.env(), "CIO_DB_PATH": str(db), "CIO_WORKER_CONTROL": "stdin",
+               "PYTHONPATH": str(ROOT)}
+        env.pop("CIO_CONFIG", None)
+        if hold:
+            env["CIO_WORKER_HOLD_AFTER_CLAIM"] = hold
+        if hold_posted:
+            env["CIO_WORKER_HOLD_AFTER_POST"] = hold_posted
+        with log.open("ab") as err:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot.timeline_worker", env=env, cwd=str(ROOT),
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=err)
+        worker = cls(proc)
+        ready = await worker.read()
+        assert ready.startswith("ready "), ready
+        worker.id = ready.split(" ", 1)[1]
+        return worker
+
+    async def read(self, timeout: float = 20.0) -> str:
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        return line.decode().strip()
+
+    def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((line + "\n").encode())
+
+    async def at(self, when: str) -> None:
+        self.send(f"clock {when}")
+        assert (await self.read()).startswith("clock ")
+
+    async def tick(self) -> int:
+        self.send("tick")
+        reply = await self.read()
+        assert reply.startswith("ticked "), reply
+        return int(reply.split()[1])
+
+    async def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        await self.proc.wait()
+
+    async def quit(self) -> None:
+        if self.proc.returncode is None:
+            self.send("quit")
+            try:
+                await asyncio.wait_for(self.proc.wait(), 10)
+            except TimeoutError:
+                await self.kill()
+
+
+async def _plan(timeline_bot, clock) -> Path:
+    clock.set(utc("2026-12-01T12:00:00+00:00"))
+    bot = await timeline_bot()
+    assert "Planned" in (await bot.command("/cio golive 2026-12-03T12:00Z")).text
+    db = bot.store.path
+    await bot.stop()  # from here on only the subprocesses run the scheduler
+    return db
+
+
+def _rows(db: Path) -> dict[str, dict]:
+    from bot.store import Store
+
+    store = Store(db)
+    try:
+        return {m["label"]: m for m in store.timeline.milestones(1)}
+    finally:
+        store.close()
+
+
+async def test_sigkill_between_claim_and_post_and_between_milestones(tmp_path, sandbox, timeline_bot, clock):
+    db = await _plan(timeline_bot, clock)
+    log = tmp_path / "workers.log"
+    slack = sandbox.slack
+    workers: list[Worker] = []
+    try:
+        first = await Worker.start(sandbox, db, log, hold="t-24h")
+        workers.append(first)
+        await first.at(DUE["T-24h"])
+        first.send("tick")
+        assert await first.read() == "claimed t-24h"
+        await first.kill()  # claimed, not posted
+        row = _rows(db)["T-24h"]
+        assert row["state"] == "claimed" and row["claimed_by"] == first.id and row["message_ts"] is None
+        assert milestone_posts(slack) == []
+
+        second = await Worker.start(sandbox, db, log)
+        workers.append(second)
+        await second.at("2026-12-02T12:01:00+00:00")
+        assert await second.tick() == 0, "the dead process's claim holds until its lease (120 s) runs out"
+        await second.at("2026-12-02T12:02:01+00:00")
+        assert await second.tick() == 1
+        assert await second.tick() == 0
+        (post,) = milestone_posts(slack, "T-24h")
+        assert "posted 2 min late" in post.text
+        row = _rows(db)["T-24h"]
+        assert row["state"] == "posted" and row["claimed_by"] == second.id and row["message_ts"] == post.ts
+        await second.kill()  # between two milestones
+
+        third = await Worker.start(sandbox, db, log)
+        workers.append(third)
+        await third.at(DUE["T-24h"])
+        assert await third.tick() == 0
+        await third.at(DUE["T-12h"])
+        assert await third.tick() == 1
+        await third.quit()
+    finally:
+        for w in workers:
+            if w.proc.returncode is None:
+                await w.kill()
+    counts = Counter(m.text.split(" ·")[0] for m in milestone_posts(slack))
+    assert counts == {"T-24h": 1, "T-12h": 1}
+    rows = _rows(db)
+    assert rows["T-12h"]["state"] == "posted" and rows["T-1h"]["state"] == "pending"
+
+
+async def test_two_processes_on_one_database_post_each_milestone_once(tmp_path, sandbox, timeline_bot, clock):
+    db = await _plan(timeline_bot, clock)
+    log = tmp_path / "workers.log"
+    a = await Worker.start(sandbox, db, log)
+    b = await Worker.start(sandbox, db, log)
+    try:
+        total = 0
+        for label in ("T-24h", "T-12h", "T-1h"):  # both wake at each instant and race for it
+            await asyncio.gather(a.at(DUE[label]), b.at(DUE[label]))
+            a.send("tick")
+            b.send("tick")
+            ticked = [int((await w.read()).split()[1]) for w in (a, b)]
+            assert sorted(ticked) == [0, 1], ticked
+            total += sum(ticked)
+        # both were down for a day: they catch up on the rest together, in order
+        await asyncio.gather(a.at("2026-12-04T13:00:00+00:00"), b.at("2026-12-04T13:00:00+00:00"))
+        a.send("tick")
+        b.send("tick")
+        total += sum([int((await w.read()).split()[1]) for w in (a, b)])
+        await asyncio.gather(a.quit(), b.quit())
+    finally:
+        for w in (a, b):
+            if w.proc.returncode is None:
+                await w.kill()
+    assert total == 7
+    posts = milestone_posts(sandbox.slack)
+    assert [m.text.split(" ·")[0] for m in posts] == list(DUE), "each once, in plan order"
+    rows = _rows(db)
+    assert {r["claimed_by"] for r in rows.values()} <= {a.id, b.id}
+    assert all(r["state"] in ("posted", "awaiting") for r in rows.values())
+
+
+async def test_sigkill_after_slack_accepted_before_the_database_recorded(tmp_path, sandbox, timeline_bot, clock):
+    """The narrow window: Slack has the post, the claim row does not know. The next attempt finds
+    the post by its metadata in the channel history and records it instead of posting again."""
+    db = await _plan(timeline_bot, clock)
+    log = tmp_path / "workers.log"
+    first = await Worker.start(sandbox, db, log, hold_posted="t-24h")
+    try:
+        await first.at(DUE["T-24h"])
+        first.send("tick")
+        assert await first.read() == "posted t-24h"
+        await first.kill()
+    finally:
+        if first.proc.returncode is None:
+            await first.kill()
+    (post,) = milestone_posts(sandbox.slack, "T-24h")
+    assert _rows(db)["T-24h"]["message_ts"] is None
+    second = await Worker.start(sandbox, db, log)
+    try:
+        await second.at("2026-12-02T12:02:01+00:00")
+        assert await second.tick() == 1
+        await second.quit()
+    finally:
+        if second.proc.returncode is None:
+            await second.kill()
+    assert milestone_posts(sandbox.slack, "T-24h") == [post], "not posted a second time"
+    row = _rows(db)["T-24h"]
+    assert row["state"] == "posted" and row["message_ts"] == post.ts and row["attempts"] == 2
+    assert any(r.path.endswith("conversations.history") for r in sandbox.slack.requests)
+
+
+async def test_history_unreadable_means_at_least_once_not_never(tmp_path, sandbox, timeline_bot, clock):
+    db = await _plan(timeline_bot, clock)
+    log = tmp_path / "workers.log"
+    first = await Worker.start(sandbox, db, log, hold="t-24h")
+    try:
+        await first.at(DUE["T-24h"])
+        first.send("tick")
+        assert await first.read() == "claimed t-24h"
+        await first.kill()
+    finally:
+        if first.proc.returncode is None:
+            await first.kill()
+    sandbox.slack.fail("conversations.history", status=200, body={"ok": False, "error": "missing_scope"})
+    second = await Worker.start(sandbox, db, log)
+    try:
+        await second.at("2026-12-02T12:02:01+00:00")
+        assert await second.tick() == 1
+        await second.quit()
+    finally:
+        if second.proc.returncode is None:
+            await second.kill()
+    assert len(milestone_posts(sandbox.slack, "T-24h")) == 1
