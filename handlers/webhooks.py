@@ -23,11 +23,13 @@ def _too_large() -> web.Response:
 
 
 async def _read(request: web.Request) -> bytes | None:
+    """The body, or None when it is over the limit (announced, or found while reading: the
+    app's own ``client_max_size`` bounds what a body without Content-Length can make us read)."""
     if request.content_length is not None and request.content_length > MAX_WEBHOOK_BYTES:
         return None
     try:
-        body = await request.content.read(MAX_WEBHOOK_BYTES + 1)
-    except ValueError:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
         return None
     return None if len(body) > MAX_WEBHOOK_BYTES else body
 
