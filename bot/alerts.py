@@ -403,8 +403,8 @@ class GroupCommit:
     """Counts events many per transaction, answering each only after its batch committed.
 
     ``submit`` queues an event and waits; the :meth:`run` loop lingers a moment (2 ms by
-    default) for more events, hands everything queued to a worker thread as one transaction
-    (the SQLite work and the fsync run off the event loop), then resolves every waiting
+    default) for more events, writes everything queued as one transaction and commits it on
+    a worker thread (the fsync runs off the event loop), then resolves every waiting
     submitter. While one batch commits the next one gathers, so batches grow with load.
     """
 
@@ -453,32 +453,46 @@ class GroupCommit:
         while self._pending:
             batch = self._pending[: self.max_batch]
             del self._pending[: self.max_batch]
-            inflight = loop.run_in_executor(self._executor, self.writer.commit, [e for e, _ in batch])
+            events = [e for e, _ in batch]
+            if self.writer.splittable:
+                # the statements here (CPU work that holds the GIL anyway), the COMMIT and its
+                # fsync on the worker thread while the loop serves other requests
+                try:
+                    staged = self.writer.stage(events)
+                except Exception:
+                    log.exception("could not stage a batch of %d webhook events", len(batch))
+                    self._fail(batch)
+                    continue
+                inflight = loop.run_in_executor(self._executor, self.writer.finish)
+            else:
+                inflight = loop.run_in_executor(self._executor, self.writer.commit, events)
             try:
-                fresh = await asyncio.shield(inflight)
+                result = await asyncio.shield(inflight)
+                fresh = staged if self.writer.splittable else result
             except asyncio.CancelledError:
                 # shutting down while a batch commits: let it finish and answer its senders first
                 with contextlib.suppress(Exception):
                     await inflight
-                self._answer(batch, inflight)
+                if inflight.done() and not inflight.cancelled() and inflight.exception() is None:
+                    self._resolve(batch, staged if self.writer.splittable else inflight.result())
+                else:
+                    self._fail(batch)
                 raise
             except Exception:
                 log.exception("could not count a batch of %d webhook events", len(batch))
-                self._answer(batch, inflight)
+                self._fail(batch)
                 continue
-            self.batches += 1
-            self.committed += len(batch)
-            for (_, fut), new in zip(batch, fresh, strict=True):
-                if not fut.done():
-                    fut.set_result(new)
+            self._resolve(batch, fresh)
+
+    def _resolve(self, batch: list[tuple[IntakeEvent, asyncio.Future[bool]]], fresh: list[bool]) -> None:
+        self.batches += 1
+        self.committed += len(batch)
+        for (_, fut), new in zip(batch, fresh, strict=True):
+            if not fut.done():
+                fut.set_result(new)
 
     @staticmethod
-    def _answer(batch: list[tuple[IntakeEvent, asyncio.Future[bool]]], inflight: asyncio.Future[list[bool]]) -> None:
-        if inflight.done() and not inflight.cancelled() and inflight.exception() is None:
-            for (_, fut), new in zip(batch, inflight.result(), strict=True):
-                if not fut.done():
-                    fut.set_result(new)
-            return
+    def _fail(batch: list[tuple[IntakeEvent, asyncio.Future[bool]]]) -> None:
         for _, fut in batch:
             if not fut.done():
                 fut.set_exception(IntakeUnavailable("the event could not be stored"))

@@ -17,6 +17,7 @@ their escalation steps. Everything here survives a restart.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -130,10 +131,11 @@ class IntakeEvent(NamedTuple):
 class IntakeWriter:
     """Counts webhook events on a connection of its own, one transaction per batch.
 
-    :meth:`commit` is blocking and runs on one worker thread (the service's group-commit
-    loop hands it batches). It records each event id and adds the new events to their
-    per-minute counters in the same transaction, and returns, for each event, whether it
-    was new (``False`` for a retry of an event already counted, even within the batch).
+    It records each event id and adds the new events to their per-minute counters in one
+    transaction, and says, for each event, whether it was new (``False`` for a retry of an
+    event already counted, even within the batch). The service stages a batch on the event
+    loop (:meth:`stage`: quick, CPU only) and commits it on a worker thread (:meth:`finish`:
+    the fsync), or does both at once (:meth:`commit`).
     """
 
     def __init__(self, store: Store, *, synchronous: str = "FULL") -> None:
@@ -153,46 +155,77 @@ class IntakeWriter:
             self.conn.execute("PRAGMA busy_timeout=10000")
             self._lock = threading.Lock()
 
+    @property
+    def splittable(self) -> bool:
+        """Whether :meth:`finish` may run on another thread than :meth:`stage` (own connection)."""
+        return not self._shared
+
     def commit(self, events: list[IntakeEvent]) -> list[bool]:
-        # A handful of statements per batch, whatever its size: every sqlite3 call from
-        # Python hands the GIL back and forth with the event loop, so the work is done in
-        # set-based SQL over a JSON array rather than row by row.
+        """Stage and commit a batch on the calling thread."""
+        fresh = self.stage(events)
+        self.finish()
+        return fresh
+
+    def stage(self, events: list[IntakeEvent]) -> list[bool]:
+        """Open the batch's transaction and write it (CPU work, no fsync). The transaction stays
+        open, and the writer taken, until :meth:`finish` commits it.
+
+        A handful of statements per batch, whatever its size: each sqlite3 call from Python
+        is a point where threads trade the GIL, so the work is set-based SQL over a JSON array
+        rather than row by row.
+        """
         ids = json.dumps([ev.event_id for ev in events])
-        with self._lock:
-            conn = self.conn
+        self._lock.acquire()
+        conn = self.conn
+        try:
             conn.execute("BEGIN IMMEDIATE")
+            unseen = conn.execute(
+                "SELECT group_concat(j.key) FROM json_each(?) j "
+                "WHERE NOT EXISTS (SELECT 1 FROM webhook_events w WHERE w.event_id = j.value)",
+                (ids,),
+            ).fetchone()[0]
+            fresh = [False] * len(events)
+            counts: Counter[tuple[str, int]] = Counter()
+            first: set[str] = set()
+            for index in map(int, unseen.split(",")) if unseen else ():
+                ev = events[index]
+                if ev.event_id not in first:  # a second copy in the same batch is a retry
+                    first.add(ev.event_id)
+                    fresh[index] = True
+                    counts[(ev.metric, ev.minute)] += 1
+            if counts:
+                conn.execute(
+                    "INSERT INTO webhook_events(event_id, received_at) SELECT value, ? FROM json_each(?) "
+                    "WHERE true ON CONFLICT(event_id) DO NOTHING",
+                    (events[0].received_at, ids),
+                )
+                conn.execute(
+                    "INSERT INTO metric_counts(metric, minute, count) SELECT json_extract(value, '$[0]'), "
+                    "json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?) WHERE true "
+                    "ON CONFLICT(metric, minute) DO UPDATE SET count = count + excluded.count",
+                    (json.dumps([[m, minute, n] for (m, minute), n in counts.items()]),),
+                )
+        except BaseException:
             try:
-                unseen = conn.execute(
-                    "SELECT group_concat(j.key) FROM json_each(?) j "
-                    "WHERE NOT EXISTS (SELECT 1 FROM webhook_events w WHERE w.event_id = j.value)",
-                    (ids,),
-                ).fetchone()[0]
-                fresh = [False] * len(events)
-                counts: Counter[tuple[str, int]] = Counter()
-                first: set[str] = set()
-                for index in map(int, unseen.split(",")) if unseen else ():
-                    ev = events[index]
-                    if ev.event_id not in first:  # a second copy in the same batch is a retry
-                        first.add(ev.event_id)
-                        fresh[index] = True
-                        counts[(ev.metric, ev.minute)] += 1
-                if counts:
-                    conn.execute(
-                        "INSERT INTO webhook_events(event_id, received_at) SELECT value, ? FROM json_each(?) "
-                        "WHERE true ON CONFLICT(event_id) DO NOTHING",
-                        (events[0].received_at, ids),
-                    )
-                    conn.execute(
-                        "INSERT INTO metric_counts(metric, minute, count) SELECT json_extract(value, '$[0]'), "
-                        "json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(?) WHERE true "
-                        "ON CONFLICT(metric, minute) DO UPDATE SET count = count + excluded.count",
-                        (json.dumps([[m, minute, n] for (m, minute), n in counts.items()]),),
-                    )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            return fresh
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            finally:
+                self._lock.release()
+            raise
+        return fresh
+
+    def finish(self) -> None:
+        """COMMIT the staged batch (the fsync: the slow part, fit for a worker thread); on
+        failure nothing of the batch is kept. Releases the writer either way."""
+        try:
+            self.conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+            raise
+        finally:
+            self._lock.release()
 
     def close(self) -> None:
         if not self._shared:
