@@ -99,12 +99,17 @@ def parse_catalog(path: str) -> Catalog:
     return catalog
 
 
+async def _parsed(ctx: CheckContext, p: Providers) -> Catalog:
+    """The configured catalog, parsed once per run; raises :class:`CatalogError`."""
+    return await p.memo.once("catalog", lambda: asyncio.to_thread(parse_catalog, ctx.catalog_path or ""))
+
+
 async def load(ctx: CheckContext, p: Providers) -> Catalog | Outcome:
     """The catalog, or the outcome that says why it cannot be audited."""
     if not ctx.catalog_path:
         return skipped("no event catalog is configured (see integration.catalog)")
     try:
-        return await p.memo.once("catalog", lambda: asyncio.to_thread(parse_catalog, ctx.catalog_path or ""))
+        return await _parsed(ctx, p)
     except CatalogError:
         return skipped("the event catalog could not be read (see integration.catalog)")
 
@@ -155,7 +160,7 @@ async def catalog_check(ctx: CheckContext, p: Providers) -> Outcome:
                       "Write the events and identify calls you send (with sample payloads) to a YAML or "
                       "JSON file and name it in CIO_CONFIG: [checks] event_catalog = \"events.yaml\".")
     try:
-        catalog = await p.memo.once("catalog", lambda: asyncio.to_thread(parse_catalog, ctx.catalog_path or ""))
+        catalog = await _parsed(ctx, p)
     except CatalogError as exc:
         return failed(f"The event catalog cannot be used: {exc}",
                       "Fix the file (a mapping with 'identify' and 'events' lists) or point "
