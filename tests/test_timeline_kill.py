@@ -101,6 +101,25 @@ async def running(sandbox, db: Path, log: Path, **hold: str) -> AsyncIterator[Wo
             await worker.kill()
 
 
+async def _crash_while_holding(sandbox, db: Path, log: Path, **hold: str) -> str:
+    """A worker ticks at T-24h, stops where ``hold`` says and is SIGKILLed there; what it said."""
+    async with running(sandbox, db, log, **hold) as worker:
+        await worker.at(DUE["T-24h"])
+        worker.send("tick")
+        said = await worker.read()
+        await worker.kill()
+    return said
+
+
+async def _tick_after_the_lease(sandbox, db: Path, log: Path) -> int:
+    """A fresh worker ticks once the dead worker's claim has run out; how many milestones it did."""
+    async with running(sandbox, db, log) as worker:
+        await worker.at("2026-12-02T12:02:01+00:00")
+        ticked = await worker.tick()
+        await worker.quit()
+    return ticked
+
+
 async def _plan(timeline_bot, clock) -> Path:
     clock.set(utc("2026-12-01T12:00:00+00:00"))
     bot = await timeline_bot()
@@ -188,17 +207,10 @@ async def test_sigkill_after_slack_accepted_before_the_database_recorded(tmp_pat
     the post by its metadata in the channel history and records it instead of posting again."""
     db = await _plan(timeline_bot, clock)
     log = tmp_path / "workers.log"
-    async with running(sandbox, db, log, hold_posted="t-24h") as first:
-        await first.at(DUE["T-24h"])
-        first.send("tick")
-        assert await first.read() == "posted t-24h"
-        await first.kill()
+    assert await _crash_while_holding(sandbox, db, log, hold_posted="t-24h") == "posted t-24h"
     (post,) = milestone_posts(sandbox.slack, "T-24h")
     assert _rows(db)["T-24h"]["message_ts"] is None
-    async with running(sandbox, db, log) as second:
-        await second.at("2026-12-02T12:02:01+00:00")
-        assert await second.tick() == 1
-        await second.quit()
+    assert await _tick_after_the_lease(sandbox, db, log) == 1
     assert milestone_posts(sandbox.slack, "T-24h") == [post], "not posted a second time"
     row = _rows(db)["T-24h"]
     assert row["state"] == "posted" and row["message_ts"] == post.ts and row["attempts"] == 2
@@ -208,14 +220,7 @@ async def test_sigkill_after_slack_accepted_before_the_database_recorded(tmp_pat
 async def test_history_unreadable_means_at_least_once_not_never(tmp_path, sandbox, timeline_bot, clock):
     db = await _plan(timeline_bot, clock)
     log = tmp_path / "workers.log"
-    async with running(sandbox, db, log, hold="t-24h") as first:
-        await first.at(DUE["T-24h"])
-        first.send("tick")
-        assert await first.read() == "claimed t-24h"
-        await first.kill()
+    assert await _crash_while_holding(sandbox, db, log, hold="t-24h") == "claimed t-24h"
     sandbox.slack.fail("conversations.history", status=200, body={"ok": False, "error": "missing_scope"})
-    async with running(sandbox, db, log) as second:
-        await second.at("2026-12-02T12:02:01+00:00")
-        assert await second.tick() == 1
-        await second.quit()
+    assert await _tick_after_the_lease(sandbox, db, log) == 1
     assert len(milestone_posts(sandbox.slack, "T-24h")) == 1
