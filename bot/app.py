@@ -27,6 +27,7 @@ DOMAINS: list[str] = [
     "bot.traffic",
     "bot.readiness",
     "bot.timeline",
+    "bot.alerts",
     "bot.review",
 ]
 

@@ -6,10 +6,11 @@ Secret values are wrapped in :class:`~bot.secrets.Secret` the moment they are re
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from bot.secrets import Secret
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_LAUNCHDARKLY_API_URL = "https://app.launchdarkly.com"
+DEFAULT_PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com"
 REGION_URLS = {
     "us": ("https://track.customer.io", "https://api.customer.io"),
     "eu": ("https://track-eu.customer.io", "https://api-eu.customer.io"),
@@ -60,6 +62,9 @@ VARIABLES: dict[str, str] = {
     "CIO_SENDING_DOMAIN": "Domain you send email from (From: domain)",
     "CIO_DKIM_SELECTORS": "Comma-separated DKIM selectors to check",
     "CIO_DNS_NAMESERVERS": "Comma-separated host[:port] resolvers for DNS checks (default: system)",
+    "CIO_ALERTMANAGER_TOKEN": "Bearer token Alertmanager sends to /webhooks/alertmanager (or [alerts] alertmanager_token)",
+    "PAGERDUTY_ROUTING_KEY": "Optional PagerDuty Events API v2 routing key: alerts trigger/acknowledge/resolve there too",
+    "PAGERDUTY_EVENTS_URL": "PagerDuty Events API base URL",
 }
 
 SECRET_VARIABLES = frozenset(
@@ -74,12 +79,84 @@ SECRET_VARIABLES = frozenset(
         "CUSTOMERIO_STAGING_APP_API_KEY",
         "LAUNCHDARKLY_API_TOKEN",
         "LAUNCHDARKLY_SDK_KEY",
+        "CIO_ALERTMANAGER_TOKEN",
+        "PAGERDUTY_ROUTING_KEY",
     }
 )
 
 
 class ConfigError(Exception):
     """A configuration problem, stated as one sentence that names the variable."""
+
+
+@dataclass(frozen=True)
+class ConfigTable:
+    """One table of the CIO_CONFIG file, read key by key.
+
+    Each reader returns the default when the key is absent and refuses a bad value with one
+    sentence naming the table, the key, what is accepted and what was found, e.g.
+    ``[checks] timeout_seconds in CIO_CONFIG must be a number from 0.05 to 300, got 0.``
+    """
+
+    name: str
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def refuse(self, key: str, accepted: str, value: Any) -> ConfigError:
+        """The error for ``key``: it must be ``accepted`` and is ``value``."""
+        return ConfigError(f"[{self.name}] {key} in CIO_CONFIG must be {accepted}, got {value!r}.")
+
+    def reject_unknown(self, known: Iterable[str]) -> None:
+        """Refuse keys outside ``known`` (a typo must not silently keep a default)."""
+        known = set(known)
+        unknown = sorted(set(self.values) - known)
+        if unknown:
+            raise ConfigError(
+                f"[{self.name}] in CIO_CONFIG has unknown key(s) {', '.join(unknown)}; "
+                f"known keys are {', '.join(sorted(known))}."
+            )
+
+    def number(self, key: str, default: float, low: float, high: float = math.inf) -> float:
+        """A number (not a boolean) from ``low`` to ``high``, both included."""
+        value = self.values.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+            bounds = f"from {low:g} to {high:g}" if high < math.inf else f"≥ {low:g}"
+            raise self.refuse(key, f"a number {bounds}", value)
+        return float(value)
+
+    def integer(self, key: str, default: int, low: float, high: float = math.inf) -> int:
+        """:meth:`number`, whole part kept (``2.9`` reads as 2)."""
+        return int(self.number(key, default, low, high))
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.values.get(key, default)
+        if not isinstance(value, bool):
+            raise self.refuse(key, "true or false", value)
+        return value
+
+    def string(self, key: str, default: str) -> str:
+        """A non-empty string, as written (names, URLs)."""
+        value = self.values.get(key, default)
+        if not isinstance(value, str) or not value:
+            raise self.refuse(key, "a non-empty string", value)
+        return value
+
+    def text(self, key: str) -> str | None:
+        """Optional free text, stripped; absent or blank is None."""
+        value = self.values.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise self.refuse(key, "a string", value)
+        return value.strip() or None
+
+    def choice(self, key: str, default: str, choices: Sequence[str]) -> str:
+        """One of ``choices``."""
+        value = self.values.get(key, default)
+        if value not in choices:
+            quoted = [f'"{c}"' for c in choices]
+            accepted = f"{', '.join(quoted[:-1])} or {quoted[-1]}" if len(quoted) > 1 else quoted[0]
+            raise self.refuse(key, accepted, value)
+        return value
 
 
 @dataclass(frozen=True)
@@ -127,6 +204,10 @@ class Settings:
     dkim_selectors: tuple[str, ...] = ()
     dns_nameservers: tuple[tuple[str, int], ...] = ()
 
+    alertmanager_token: Secret | None = None
+    pagerduty_routing_key: Secret | None = None
+    pagerduty_events_url: str = DEFAULT_PAGERDUTY_EVENTS_URL
+
     # -- derived -------------------------------------------------------------------------
     @property
     def timezone(self) -> ZoneInfo:
@@ -160,6 +241,10 @@ class Settings:
         """A table of the CIO_CONFIG file (empty when absent)."""
         value = self.file.get(name, {})
         return value if isinstance(value, Mapping) else {}
+
+    def table(self, name: str) -> ConfigTable:
+        """A table of the CIO_CONFIG file with its readers (empty when absent)."""
+        return ConfigTable(name, self.section(name))
 
     def replace(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -295,6 +380,10 @@ class Settings:
             sending_domain=domain,
             dkim_selectors=selectors,
             dns_nameservers=nameservers,
+            alertmanager_token=secret("CIO_ALERTMANAGER_TOKEN"),
+            pagerduty_routing_key=secret("PAGERDUTY_ROUTING_KEY"),
+            pagerduty_events_url=url("PAGERDUTY_EVENTS_URL", DEFAULT_PAGERDUTY_EVENTS_URL)
+            or DEFAULT_PAGERDUTY_EVENTS_URL,
         )
 
 

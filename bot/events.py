@@ -8,6 +8,10 @@ Event names in use (payloads are plain dicts):
 - ``traffic.changed``   {launch_id, from_pct, to_pct, actor, reason, forced}
 - ``traffic.rolled_back`` {launch_id, actor, reason, channel_id} (the go-live timeline pauses)
 - ``alert.fired`` / ``alert.resolved`` {launch_id, alert_id, metric, value, threshold}
+  (also: severity, title, source, channel_id; ``alert.resolved`` adds resolved_by, reason)
+- ``alert.acknowledged`` {launch_id, alert_id, metric, value, threshold, user_id, ...}
+- ``rollback.requested`` {launch_id, reason, actor, channel_id} (alerts' auto-rollback;
+  the traffic domain performs it)
 - ``checks.completed`` {run_id, environment, verdict, counts, source, channel_id, launch_id}
 - ``timeline.milestone`` {launch_id, milestone, name, label, channel_id, thread_ts, late_seconds}
   after a milestone's reminder is posted (``milestone`` is its key, e.g. ``t-24h``)

@@ -105,41 +105,25 @@ class ReadinessConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReadinessConfig:
-        checks = settings.section("checks")
-        docs = settings.section("documentation")
-        rollback = settings.section("rollback")
-
-        def number(name: str, default: float, low: float, high: float) -> float:
-            value = checks.get(name, default)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-                raise ConfigError(f"[checks] {name} in CIO_CONFIG must be a number from {low:g} to {high:g}, "
-                                  f"got {value!r}.")
-            return float(value)
-
-        def text(table: Mapping[str, Any], section: str, name: str) -> str | None:
-            value = table.get(name)
-            if value is None:
-                return None
-            if not isinstance(value, str):
-                raise ConfigError(f"[{section}] {name} in CIO_CONFIG must be a string, got {value!r}.")
-            return value.strip() or None
-
-        catalog = text(checks, "checks", "event_catalog")
+        checks = settings.table("checks")
+        docs = settings.table("documentation")
+        rollback = settings.table("rollback")
+        catalog = checks.text("event_catalog")
         if catalog and settings.config_path is not None and not Path(catalog).is_absolute():
             catalog = str(settings.config_path.parent / catalog)
-        timeout = number("timeout_seconds", 10, 0.05, 300)
+        timeout = checks.number("timeout_seconds", 10, 0.05, 300)
         return cls(
             timeout=timeout,
-            deadline=number("deadline_seconds", max(60.0, timeout * 3), 0.1, 1800),
-            update_interval=number("update_interval_seconds", 1.0, 0.0, 60),
+            deadline=checks.number("deadline_seconds", max(60.0, timeout * 3), 0.1, 1800),
+            update_interval=checks.number("update_interval_seconds", 1.0, 0.0, 60),
             catalog_path=catalog,
-            postal_address=text(checks, "checks", "postal_address"),
-            runbook_url=text(docs, "documentation", "runbook_url"),
-            event_catalog_url=text(docs, "documentation", "event_catalog_url"),
-            escalation_url=text(docs, "documentation", "escalation_url"),
-            backup_messaging=text(rollback, "rollback", "backup_messaging"),
-            notification_plan=text(rollback, "rollback", "notification_plan"),
-            staging_flag_environment=text(rollback, "rollback", "staging_environment"),
+            postal_address=checks.text("postal_address"),
+            runbook_url=docs.text("runbook_url"),
+            event_catalog_url=docs.text("event_catalog_url"),
+            escalation_url=docs.text("escalation_url"),
+            backup_messaging=rollback.text("backup_messaging"),
+            notification_plan=rollback.text("notification_plan"),
+            staging_flag_environment=rollback.text("staging_environment"),
         )
 
 

@@ -19,6 +19,7 @@ from bot.status import StatusRegistry
 from bot.store import Store
 
 if TYPE_CHECKING:
+    from bot.alerts import AlertsService
     from bot.readiness import ReadinessService
     from bot.review import ReviewService
     from bot.timeline import TimelineService
@@ -42,6 +43,7 @@ class Services:
     loops: dict[str, Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=dict)
     inflight: int = 0  # Slack requests being handled (commands and buttons, after their ack)
     traffic: TrafficService | None = None
+    alerts: AlertsService | None = None
     readiness: ReadinessService | None = None
     timeline: TimelineService | None = None
     review: ReviewService | None = None

@@ -34,7 +34,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
-from bot.config import OPERATOR_ID, ConfigError
+from bot.config import OPERATOR_ID, ConfigError, ConfigTable
 from bot.errors import UserError
 
 #: actions that are published as ``timeline.action`` for other domains to run
@@ -162,14 +162,7 @@ class TimelineConfig:
     @classmethod
     def from_section(cls, section: Mapping[str, Any], operators: tuple[str, ...]) -> TimelineConfig:
         """Read ``[timeline]`` of CIO_CONFIG; a bad value stops start-up with one sentence."""
-
-        def number(key: str, default: float, low: float, high: float) -> float:
-            value = section.get(key, default)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-                raise ConfigError(f"[timeline] {key} in CIO_CONFIG must be a number from {low:g} to {high:g}, "
-                                  f"got {value!r}.")
-            return float(value)
-
+        table = ConfigTable("timeline", section)
         base = {s.key: replace(s, owners=operators) for s in DEFAULT_PLAN}
         order = list(base)
         entries = section.get("milestones", [])
@@ -230,22 +223,22 @@ class TimelineConfig:
         offsets = [m.offset_s for m in milestones]
         if len(set(offsets)) != len(offsets):
             raise ConfigError("[timeline] milestones in CIO_CONFIG must each have a different offset.")
-        heads_up = int(number("heads_up_minutes", 0, 0, 24 * 60))
+        heads_up = table.integer("heads_up_minutes", 0, 0, 24 * 60)
         if heads_up and -heads_up * 60 in offsets:
             raise ConfigError("[timeline] heads_up_minutes falls on the same instant as a milestone; change one.")
-        lease_s = number("claim_lease_seconds", 120, 10, 3600)
-        post_timeout_s = number("post_timeout_seconds", 30, 1, 600)
+        lease_s = table.number("claim_lease_seconds", 120, 10, 3600)
+        post_timeout_s = table.number("post_timeout_seconds", 30, 1, 600)
         if post_timeout_s * 2 > lease_s:
             raise ConfigError("[timeline] claim_lease_seconds in CIO_CONFIG must be at least twice "
                               "post_timeout_seconds, so a slow post never outlives its claim.")
         return cls(
             milestones=milestones,
             heads_up_minutes=heads_up,
-            grace_s=int(number("grace_minutes", 15, 0, 7 * 24 * 60) * 60),
+            grace_s=int(table.number("grace_minutes", 15, 0, 7 * 24 * 60) * 60),
             lease_s=lease_s,
-            tick_s=number("tick_seconds", 5, 0.05, 300),
+            tick_s=table.number("tick_seconds", 5, 0.05, 300),
             post_timeout_s=post_timeout_s,
-            concurrency=int(number("post_concurrency", 16, 1, 256)),
+            concurrency=table.integer("post_concurrency", 16, 1, 256),
         )
 
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.models.blocks import Block
 
 from bot import blocks
-from bot.config import ConfigError, Settings
+from bot.config import Settings
 from bot.errors import UserError
 from bot.flageval import SDKStream, StreamLagging, Verification, verify_served_fraction
 from bot.health import HealthFinding
@@ -77,38 +77,28 @@ class TrafficConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TrafficConfig:
-        raw = dict(settings.section("traffic"))
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ConfigError(
-                f"CIO_CONFIG [traffic] has unknown key(s) {', '.join(unknown)}; "
-                f"known keys are {', '.join(sorted(known))}."
-            )
-        values: dict[str, Any] = {}
-        for name, value in raw.items():
-            default = cls.__dataclass_fields__[name].default
-            if isinstance(default, bool):
-                if not isinstance(value, bool):
-                    raise ConfigError(f"CIO_CONFIG [traffic] {name} must be true or false, got {value!r}.")
-            elif isinstance(default, int | float):
-                if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                    raise ConfigError(f"CIO_CONFIG [traffic] {name} must be a number ≥ 0, got {value!r}.")
-                value = type(default)(value)
-            elif not isinstance(value, str) or not value:
-                raise ConfigError(f"CIO_CONFIG [traffic] {name} must be a non-empty string, got {value!r}.")
-            values[name] = value
-        config = cls(**values)
-        if config.kill_mode not in KILL_MODES:
-            raise ConfigError(
-                f"CIO_CONFIG [traffic] kill_mode must be \"flag_off\" or \"zero_rollout\", got {config.kill_mode!r}."
-            )
-        if config.verify_z <= 0:
-            raise ConfigError("CIO_CONFIG [traffic] verify_z must be > 0 (standard deviations of tolerance).")
-        if config.verify_sample < 100:
-            raise ConfigError("CIO_CONFIG [traffic] verify_sample must be at least 100 contexts.")
-        if config.request_timeout_seconds <= 0 or config.confirmation_minutes <= 0:
-            raise ConfigError("CIO_CONFIG [traffic] request_timeout_seconds and confirmation_minutes must be > 0.")
+        table = settings.table("traffic")
+        table.reject_unknown(cls.__dataclass_fields__)
+        defaults = cls()
+        config = cls(
+            min_soak_minutes=table.number("min_soak_minutes", defaults.min_soak_minutes, 0),
+            rollback_confirmation=table.boolean("rollback_confirmation", defaults.rollback_confirmation),
+            kill_mode=table.choice("kill_mode", defaults.kill_mode, KILL_MODES),
+            confirmation_minutes=table.number("confirmation_minutes", defaults.confirmation_minutes, 0),
+            verify_sample=table.integer("verify_sample", defaults.verify_sample, 100),
+            verify_z=table.number("verify_z", defaults.verify_z, 0),
+            request_timeout_seconds=table.number("request_timeout_seconds", defaults.request_timeout_seconds, 0),
+            lock_seconds=table.number("lock_seconds", defaults.lock_seconds, 0),
+            rollback_wait_seconds=table.number("rollback_wait_seconds", defaults.rollback_wait_seconds, 0),
+            context_kind=table.string("context_kind", defaults.context_kind),
+            bucket_by=table.string("bucket_by", defaults.bucket_by),
+            sdk_stream_url=table.string("sdk_stream_url", defaults.sdk_stream_url),
+            sdk_base_url=table.string("sdk_base_url", defaults.sdk_base_url),
+            sdk_stream_wait_seconds=table.number("sdk_stream_wait_seconds", defaults.sdk_stream_wait_seconds, 0),
+        )
+        for name in ("verify_z", "request_timeout_seconds", "confirmation_minutes"):
+            if getattr(config, name) <= 0:  # the defaults are > 0: the table set it
+                raise table.refuse(name, "a number > 0", table.values[name])
         return config
 
 

@@ -71,6 +71,13 @@ async def templates(p: Providers) -> list[Template]:
     return await p.memo.once("app:templates", lambda: _templates(p))
 
 
+async def _emails_to_audit(p: Providers) -> list[Template] | Outcome:
+    """The active marketing emails, or the outcome when there is none to audit."""
+    if p.app is None:
+        return skipped("the App API key is not set (see credentials.present)")
+    return await templates(p) or passed("No active campaign or newsletter email to check")
+
+
 def _list(items: list[str], limit: int = 5) -> str:
     shown = "; ".join(items[:limit])
     return shown + (f"; and {len(items) - limit} more" if len(items) > limit else "")
@@ -109,11 +116,9 @@ async def sender_identity(ctx: CheckContext, p: Providers) -> Outcome:
 
 @check("campaigns.unsubscribe", "Every marketing email has an unsubscribe link")
 async def unsubscribe(ctx: CheckContext, p: Providers) -> Outcome:
-    if p.app is None:
-        return skipped("the App API key is not set (see credentials.present)")
-    found = await templates(p)
-    if not found:
-        return passed("No active campaign or newsletter email to check")
+    found = await _emails_to_audit(p)
+    if isinstance(found, Outcome):
+        return found
     missing = [t.where + (" (uses {{ unsubscribe_url }}, which renders empty)"
                           if UNSUBSCRIBE_VARIABLE.search(t.body) else "")
                for t in found if not UNSUBSCRIBE.search(t.body)]
@@ -137,11 +142,9 @@ def _has_address(body: str, expected: str | None) -> bool:
 
 @check("campaigns.postal_address", "Every marketing email shows the postal address")
 async def postal_address(ctx: CheckContext, p: Providers) -> Outcome:
-    if p.app is None:
-        return skipped("the App API key is not set (see credentials.present)")
-    found = await templates(p)
-    if not found:
-        return passed("No active campaign or newsletter email to check")
+    found = await _emails_to_audit(p)
+    if isinstance(found, Outcome):
+        return found
     missing = [t.where for t in found if not _has_address(t.body, ctx.postal_address)]
     if missing:
         what = f"the postal address “{ctx.postal_address}”" if ctx.postal_address else "a postal address"

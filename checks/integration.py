@@ -18,14 +18,16 @@ names <= 150 bytes, values <= 1000 bytes, <= 300 attributes per call, event data
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from checks.context import CheckContext, Providers
-from checks.engine import Outcome, check, failed, passed, skipped
+from checks.engine import Outcome, RunFunc, check, failed, passed, skipped
 
 LIMITS_RULE = "Customer.io data limits"
 SNAKE = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
@@ -97,14 +99,34 @@ def parse_catalog(path: str) -> Catalog:
     return catalog
 
 
+async def _parsed(ctx: CheckContext, p: Providers) -> Catalog:
+    """The configured catalog, parsed once per run; raises :class:`CatalogError`."""
+    return await p.memo.once("catalog", lambda: asyncio.to_thread(parse_catalog, ctx.catalog_path or ""))
+
+
 async def load(ctx: CheckContext, p: Providers) -> Catalog | Outcome:
     """The catalog, or the outcome that says why it cannot be audited."""
     if not ctx.catalog_path:
         return skipped("no event catalog is configured (see integration.catalog)")
     try:
-        return await p.memo.once("catalog", lambda: asyncio.to_thread(parse_catalog, ctx.catalog_path or ""))
+        return await _parsed(ctx, p)
     except CatalogError:
         return skipped("the event catalog could not be read (see integration.catalog)")
+
+
+def audits_catalog(check_id: str, title: str) -> Callable[[Callable[[Catalog], Outcome]], RunFunc]:
+    """Register a check that audits the event catalog; it is skipped, saying why, when there is
+    no catalog to audit."""
+
+    def decorate(audit: Callable[[Catalog], Outcome]) -> RunFunc:
+        @functools.wraps(audit)
+        async def run(ctx: CheckContext, p: Providers) -> Outcome:
+            catalog = await load(ctx, p)
+            return catalog if isinstance(catalog, Outcome) else audit(catalog)
+
+        return check(check_id, title)(run)
+
+    return decorate
 
 
 def _short(text: str, limit: int = 40) -> str:
@@ -138,7 +160,7 @@ async def catalog_check(ctx: CheckContext, p: Providers) -> Outcome:
                       "Write the events and identify calls you send (with sample payloads) to a YAML or "
                       "JSON file and name it in CIO_CONFIG: [checks] event_catalog = \"events.yaml\".")
     try:
-        catalog = await p.memo.once("catalog", lambda: asyncio.to_thread(parse_catalog, ctx.catalog_path or ""))
+        catalog = await _parsed(ctx, p)
     except CatalogError as exc:
         return failed(f"The event catalog cannot be used: {exc}",
                       "Fix the file (a mapping with 'identify' and 'events' lists) or point "
@@ -147,11 +169,8 @@ async def catalog_check(ctx: CheckContext, p: Providers) -> Outcome:
                   f"in {Path(catalog.path).name}")
 
 
-@check("integration.event_names", "Event names are snake_case and at most 100 bytes")
-async def event_names(ctx: CheckContext, p: Providers) -> Outcome:
-    catalog = await load(ctx, p)
-    if isinstance(catalog, Outcome):
-        return catalog
+@audits_catalog("integration.event_names", "Event names are snake_case and at most 100 bytes")
+def event_names(catalog: Catalog) -> Outcome:
     bad = []
     for label, event in catalog.events:
         name = event.get("name")
@@ -168,11 +187,8 @@ async def event_names(ctx: CheckContext, p: Providers) -> Outcome:
     return passed(f"All {len(catalog.events)} event names are snake_case and short enough")
 
 
-@check("integration.event_name_pii", "No personal data (emails, phone numbers) in event names")
-async def event_name_pii(ctx: CheckContext, p: Providers) -> Outcome:
-    catalog = await load(ctx, p)
-    if isinstance(catalog, Outcome):
-        return catalog
+@audits_catalog("integration.event_name_pii", "No personal data (emails, phone numbers) in event names")
+def event_name_pii(catalog: Catalog) -> Outcome:
     bad = []
     for label, event in catalog.events:
         name = str(event.get("name") or "")
@@ -209,11 +225,8 @@ def _timestamp_fields(attrs: dict[str, Any]) -> list[tuple[str, Any]]:
             if isinstance(k, str) and (k.endswith("_at") or k in ("timestamp", "time"))]
 
 
-@check("integration.timestamps", "Timestamps are Unix seconds")
-async def timestamps(ctx: CheckContext, p: Providers) -> Outcome:
-    catalog = await load(ctx, p)
-    if isinstance(catalog, Outcome):
-        return catalog
+@audits_catalog("integration.timestamps", "Timestamps are Unix seconds")
+def timestamps(catalog: Catalog) -> Outcome:
     bad = []
     for label, event in catalog.events:
         if "timestamp" in event and (why := _timestamp_problem(event["timestamp"])):
@@ -235,11 +248,8 @@ async def timestamps(ctx: CheckContext, p: Providers) -> Outcome:
     return passed("Every timestamp is in Unix seconds")
 
 
-@check("integration.identify_email", "Identify calls carry an email")
-async def identify_email(ctx: CheckContext, p: Providers) -> Outcome:
-    catalog = await load(ctx, p)
-    if isinstance(catalog, Outcome):
-        return catalog
+@audits_catalog("integration.identify_email", "Identify calls carry an email")
+def identify_email(catalog: Catalog) -> Outcome:
     if not catalog.identify:
         return failed("The catalog has no identify sample",
                       "Add a sample identify payload (id and attributes, including email) to the catalog.")
@@ -251,11 +261,8 @@ async def identify_email(ctx: CheckContext, p: Providers) -> Outcome:
     return passed(f"All {len(catalog.identify)} identify samples carry `email`")
 
 
-@check("integration.attribute_limits", "Attribute names, values and counts within limits")
-async def attribute_limits(ctx: CheckContext, p: Providers) -> Outcome:
-    catalog = await load(ctx, p)
-    if isinstance(catalog, Outcome):
-        return catalog
+@audits_catalog("integration.attribute_limits", "Attribute names, values and counts within limits")
+def attribute_limits(catalog: Catalog) -> Outcome:
     bad = []
     for (label, attrs), (_, ident) in zip(catalog.identify, catalog.identify_ids, strict=True):
         if ident is not None and _nbytes(str(ident)) > 150:
@@ -274,11 +281,8 @@ async def attribute_limits(ctx: CheckContext, p: Providers) -> Outcome:
     return passed("Attribute names, values and counts are within Customer.io's limits")
 
 
-@check("integration.event_size", "Event data at most 100 KB")
-async def event_size(ctx: CheckContext, p: Providers) -> Outcome:
-    catalog = await load(ctx, p)
-    if isinstance(catalog, Outcome):
-        return catalog
+@audits_catalog("integration.event_size", "Event data at most 100 KB")
+def event_size(catalog: Catalog) -> Outcome:
     bad = []
     largest = 0
     for label, event in catalog.events:
@@ -293,11 +297,8 @@ async def event_size(ctx: CheckContext, p: Providers) -> Outcome:
     return passed(f"Largest event data is {largest:,} bytes (limit 100,000)")
 
 
-@check("integration.reserved_attributes", "Reserved attributes used as Customer.io defines them")
-async def reserved(ctx: CheckContext, p: Providers) -> Outcome:
-    catalog = await load(ctx, p)
-    if isinstance(catalog, Outcome):
-        return catalog
+@audits_catalog("integration.reserved_attributes", "Reserved attributes used as Customer.io defines them")
+def reserved(catalog: Catalog) -> Outcome:
     bad = []
     for (label, attrs), (_, ident) in zip(catalog.identify, catalog.identify_ids, strict=True):
         for key in RESERVED_IDENTIFY_SET_BY_CIO:

@@ -5,10 +5,12 @@ stdin, with a fake clock) against the same SQLite file and this test's FakeSlack
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
 from collections import Counter
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from tests.timeline_helpers import milestone_posts, utc
@@ -88,6 +90,36 @@ class Worker:
                 await self.kill()
 
 
+@contextlib.asynccontextmanager
+async def running(sandbox, db: Path, log: Path, **hold: str) -> AsyncIterator[Worker]:
+    """A worker process that is SIGKILLed on the way out if the test left it running."""
+    worker = await Worker.start(sandbox, db, log, **hold)
+    try:
+        yield worker
+    finally:
+        if worker.proc.returncode is None:
+            await worker.kill()
+
+
+async def _crash_while_holding(sandbox, db: Path, log: Path, **hold: str) -> str:
+    """A worker ticks at T-24h, stops where ``hold`` says and is SIGKILLed there; what it said."""
+    async with running(sandbox, db, log, **hold) as worker:
+        await worker.at(DUE["T-24h"])
+        worker.send("tick")
+        said = await worker.read()
+        await worker.kill()
+    return said
+
+
+async def _tick_after_the_lease(sandbox, db: Path, log: Path) -> int:
+    """A fresh worker ticks once the dead worker's claim has run out; how many milestones it did."""
+    async with running(sandbox, db, log) as worker:
+        await worker.at("2026-12-02T12:02:01+00:00")
+        ticked = await worker.tick()
+        await worker.quit()
+    return ticked
+
+
 async def _plan(timeline_bot, clock) -> Path:
     clock.set(utc("2026-12-01T12:00:00+00:00"))
     bot = await timeline_bot()
@@ -111,10 +143,7 @@ async def test_sigkill_between_claim_and_post_and_between_milestones(tmp_path, s
     db = await _plan(timeline_bot, clock)
     log = tmp_path / "workers.log"
     slack = sandbox.slack
-    workers: list[Worker] = []
-    try:
-        first = await Worker.start(sandbox, db, log, hold="t-24h")
-        workers.append(first)
+    async with running(sandbox, db, log, hold="t-24h") as first:
         await first.at(DUE["T-24h"])
         first.send("tick")
         assert await first.read() == "claimed t-24h"
@@ -123,8 +152,7 @@ async def test_sigkill_between_claim_and_post_and_between_milestones(tmp_path, s
         assert row["state"] == "claimed" and row["claimed_by"] == first.id and row["message_ts"] is None
         assert milestone_posts(slack) == []
 
-        second = await Worker.start(sandbox, db, log)
-        workers.append(second)
+    async with running(sandbox, db, log) as second:
         await second.at("2026-12-02T12:01:00+00:00")
         assert await second.tick() == 0, "the dead process's claim holds until its lease (120 s) runs out"
         await second.at("2026-12-02T12:02:01+00:00")
@@ -136,17 +164,12 @@ async def test_sigkill_between_claim_and_post_and_between_milestones(tmp_path, s
         assert row["state"] == "posted" and row["claimed_by"] == second.id and row["message_ts"] == post.ts
         await second.kill()  # between two milestones
 
-        third = await Worker.start(sandbox, db, log)
-        workers.append(third)
+    async with running(sandbox, db, log) as third:
         await third.at(DUE["T-24h"])
         assert await third.tick() == 0
         await third.at(DUE["T-12h"])
         assert await third.tick() == 1
         await third.quit()
-    finally:
-        for w in workers:
-            if w.proc.returncode is None:
-                await w.kill()
     counts = Counter(m.text.split(" ·")[0] for m in milestone_posts(slack))
     assert counts == {"T-24h": 1, "T-12h": 1}
     rows = _rows(db)
@@ -156,9 +179,7 @@ async def test_sigkill_between_claim_and_post_and_between_milestones(tmp_path, s
 async def test_two_processes_on_one_database_post_each_milestone_once(tmp_path, sandbox, timeline_bot, clock):
     db = await _plan(timeline_bot, clock)
     log = tmp_path / "workers.log"
-    a = await Worker.start(sandbox, db, log)
-    b = await Worker.start(sandbox, db, log)
-    try:
+    async with running(sandbox, db, log) as a, running(sandbox, db, log) as b:
         total = 0
         for label in ("T-24h", "T-12h", "T-1h"):  # both wake at each instant and race for it
             await asyncio.gather(a.at(DUE[label]), b.at(DUE[label]))
@@ -173,10 +194,6 @@ async def test_two_processes_on_one_database_post_each_milestone_once(tmp_path, 
         b.send("tick")
         total += sum([int((await w.read()).split()[1]) for w in (a, b)])
         await asyncio.gather(a.quit(), b.quit())
-    finally:
-        for w in (a, b):
-            if w.proc.returncode is None:
-                await w.kill()
     assert total == 7
     posts = milestone_posts(sandbox.slack)
     assert [m.text.split(" ·")[0] for m in posts] == list(DUE), "each once, in plan order"
@@ -190,25 +207,10 @@ async def test_sigkill_after_slack_accepted_before_the_database_recorded(tmp_pat
     the post by its metadata in the channel history and records it instead of posting again."""
     db = await _plan(timeline_bot, clock)
     log = tmp_path / "workers.log"
-    first = await Worker.start(sandbox, db, log, hold_posted="t-24h")
-    try:
-        await first.at(DUE["T-24h"])
-        first.send("tick")
-        assert await first.read() == "posted t-24h"
-        await first.kill()
-    finally:
-        if first.proc.returncode is None:
-            await first.kill()
+    assert await _crash_while_holding(sandbox, db, log, hold_posted="t-24h") == "posted t-24h"
     (post,) = milestone_posts(sandbox.slack, "T-24h")
     assert _rows(db)["T-24h"]["message_ts"] is None
-    second = await Worker.start(sandbox, db, log)
-    try:
-        await second.at("2026-12-02T12:02:01+00:00")
-        assert await second.tick() == 1
-        await second.quit()
-    finally:
-        if second.proc.returncode is None:
-            await second.kill()
+    assert await _tick_after_the_lease(sandbox, db, log) == 1
     assert milestone_posts(sandbox.slack, "T-24h") == [post], "not posted a second time"
     row = _rows(db)["T-24h"]
     assert row["state"] == "posted" and row["message_ts"] == post.ts and row["attempts"] == 2
@@ -218,22 +220,7 @@ async def test_sigkill_after_slack_accepted_before_the_database_recorded(tmp_pat
 async def test_history_unreadable_means_at_least_once_not_never(tmp_path, sandbox, timeline_bot, clock):
     db = await _plan(timeline_bot, clock)
     log = tmp_path / "workers.log"
-    first = await Worker.start(sandbox, db, log, hold="t-24h")
-    try:
-        await first.at(DUE["T-24h"])
-        first.send("tick")
-        assert await first.read() == "claimed t-24h"
-        await first.kill()
-    finally:
-        if first.proc.returncode is None:
-            await first.kill()
+    assert await _crash_while_holding(sandbox, db, log, hold="t-24h") == "claimed t-24h"
     sandbox.slack.fail("conversations.history", status=200, body={"ok": False, "error": "missing_scope"})
-    second = await Worker.start(sandbox, db, log)
-    try:
-        await second.at("2026-12-02T12:02:01+00:00")
-        assert await second.tick() == 1
-        await second.quit()
-    finally:
-        if second.proc.returncode is None:
-            await second.kill()
+    assert await _tick_after_the_lease(sandbox, db, log) == 1
     assert len(milestone_posts(sandbox.slack, "T-24h")) == 1

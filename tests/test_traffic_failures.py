@@ -197,12 +197,13 @@ async def test_read_back_that_differs_from_what_was_asked_is_not_announced(traff
 
 
 async def test_sdk_fraction_outside_the_tolerance_is_not_announced(traffic_bot):
-    bot = await traffic_bot(verify_z=0.001, verify_sample=1000)  # a tolerance no sample can meet
+    # 10% of 1,001 contexts is 100.1: no whole count lies within a tolerance this small
+    bot = await traffic_bot(verify_z=0.001, verify_sample=1001)
     _, clicked = await ramp(bot, 10)
     assert "outside the tolerance; not announced as done" in clicked.text
     row = bot.store.traffic.history(1)[0]
     assert row["status"] == "unverified" and row["verification"]["ok"] is False
-    assert row["verification"]["sample"] == 1000
+    assert row["verification"]["sample"] == 1001
 
 
 # -- confirmation clicks ---------------------------------------------------------------------------

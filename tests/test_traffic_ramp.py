@@ -140,8 +140,10 @@ async def test_rollback_kills_verifies_and_posts_an_incident_notice(traffic_bot,
     ld = ld_of(bot)
     assert ld.env()["on"] is False and ld.served_weight() == 0
     assert [i["kind"] for i in patches(bot)[-1].json()["instructions"]] == ["turnFlagOff"]
-    notice = channel_texts(bot)[-1]
+    # the incident notice, then the alerts domain pages the first escalation tier (traffic.rolled_back)
+    notice, page = channel_texts(bot)[-2:]
     assert "Incident" in notice and f"<@{OPERATOR_2}>" in notice and "bounce rate spiking" in notice
+    assert "Traffic was rolled back" in page and "bounce rate spiking" in page
     assert events.of("traffic.rolled_back") == [{"launch_id": 1, "actor": SANDBOX_OPERATOR,
                                                  "reason": "bounce rate spiking", "channel_id": bot.channel}]
     assert events.of("traffic.changed")[-1]["to_pct"] == 0.0
@@ -180,7 +182,7 @@ async def test_flag_off_kill_falls_back_to_zero_rollout_when_off_variation_serve
     answer = await bot.command("/cio rollback")
     assert "Verified" in answer.text
     assert ld_of(bot).env()["on"] is True and ld_of(bot).served_weight() == 0
-    assert "off variation does not serve the old path" in channel_all(bot)[-1]
+    assert "off variation does not serve the old path" in channel_all(bot)[-2]  # [-1]: the tier-1 page
 
 
 async def test_rollback_requested_event_rolls_back_without_confirmation(traffic_bot):
@@ -192,7 +194,7 @@ async def test_rollback_requested_event_rolls_back_without_confirmation(traffic_
         "channel_id": bot.channel})
     await bot.services.idle()
     assert ld_of(bot).env()["on"] is False
-    notice = channel_texts(bot)[-1]
+    notice = channel_texts(bot)[-2]  # [-1]: the alerts domain's page of the first escalation tier
     assert "Incident" in notice and "auto-rollback" in notice and "bounce rate 9% for 5 min" in notice
     assert events.of("traffic.rolled_back")[0]["reason"] == "bounce rate 9% for 5 min"
     assert bot.store.traffic.history(1)[0]["trigger"] == "auto"

@@ -114,6 +114,29 @@ class SlackGateway:
             ),
         )
 
+    async def thread_replies(self, channel: str, ts: str, *, limit: int = 200) -> list[dict[str, Any]]:
+        """A thread's parent and replies, oldest first, with their metadata (one page)."""
+        data = await self._call(
+            "conversations.replies",
+            self.client.conversations_replies(channel=channel, ts=ts, limit=limit, include_all_metadata=True),
+        )
+        return list(data.get("messages") or [])
+
+    async def channel_members(self, channel: str) -> frozenset[str]:
+        """Every member of a channel (``conversations.members``, all pages)."""
+        members: set[str] = set()
+        cursor: str | None = None
+        for _ in range(100):  # 100 pages of 1000: a bound, not a real limit
+            data = await self._call(
+                "conversations.members",
+                self.client.conversations_members(channel=channel, limit=1000, cursor=cursor),
+            )
+            members.update(data.get("members") or [])
+            cursor = (data.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                break
+        return frozenset(members)
+
     async def usergroup_members(self, group_id: str) -> frozenset[str]:
         """Members of a user group, cached for ``group_cache_ttl`` seconds."""
         now = time.monotonic()

@@ -225,6 +225,32 @@ class FakeSlack(FakeServer):
             return {"ok": False, "error": "channel_not_found"}
         return {"ok": True, "channel": dict(self.channels[channel])}
 
+    def m_conversations_replies(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = p.get("channel"), p.get("ts")
+        if err := self._channel_error(channel):
+            return err
+        parent = self.find(channel or "", ts or "")
+        if parent is None:
+            return {"ok": False, "error": "thread_not_found"}
+        with_metadata = str(p.get("include_all_metadata", "")).lower() in ("1", "true")
+        replies = [m for m in self.messages if m.channel == channel and m.thread_ts == ts]
+        out = []
+        for m in [parent, *replies][: int(p.get("limit") or 100)]:
+            item: dict[str, Any] = {"type": "message", "ts": m.ts, "text": m.text, "user": SANDBOX_BOT_USER}
+            if m.thread_ts:
+                item["thread_ts"] = m.thread_ts
+            if with_metadata and m.metadata:
+                item["metadata"] = m.metadata
+            out.append(item)
+        return {"ok": True, "messages": out, "has_more": False}
+
+    def m_conversations_members(self, p: dict[str, Any]) -> dict[str, Any]:
+        channel = p.get("channel")
+        if channel not in self.channels:
+            return {"ok": False, "error": "channel_not_found"}
+        members = list(self.channels[channel].get("members") or [])
+        return {"ok": True, "members": members, "response_metadata": {"next_cursor": ""}}
+
     def m_users_info(self, p: dict[str, Any]) -> dict[str, Any]:
         user = p.get("user")
         info = self.users.get(user or "", {"id": user, "name": user, "tz": "UTC"})

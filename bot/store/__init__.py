@@ -58,6 +58,7 @@ class Store:
         self._lock = threading.RLock()
         self._depth = 0
         self.migrate()
+        from bot.store.alerts import AlertsRepo
         from bot.store.audit import AuditRepo
         from bot.store.checks import ChecksRepo
         from bot.store.launch import LaunchRepo
@@ -67,6 +68,7 @@ class Store:
 
         self.audit = AuditRepo(self)
         self.launches = LaunchRepo(self)
+        self.alerts = AlertsRepo(self)
         self.traffic = TrafficRepo(self)
         self.checks = ChecksRepo(self)
         self.timeline = TimelineRepo(self)

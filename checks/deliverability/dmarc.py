@@ -27,9 +27,9 @@ import asyncio
 import re
 from dataclasses import dataclass, field
 
-from checks.base import CheckResult, Severity, Status
+from checks.base import CheckResult, Severity
 from checks.deliverability.dnstypes import DnsAnswer, Resolver, normalize_name
-from checks.deliverability.findings import error_from, finding
+from checks.deliverability.findings import Verdicts
 
 MAX_WALK_QUERIES = 8
 POLICIES = ("none", "quarantine", "reject")
@@ -255,38 +255,26 @@ async def evaluate_dmarc(
 
 
 def _discover(ev: DmarcEvaluation) -> None:
-    rid = "deliverability.dmarc.record"
-    title = f"DMARC record for {ev.domain}"
+    v = Verdicts("deliverability.dmarc.record", f"DMARC record for {ev.domain}", "RFC 9989 §4.10")
     own = ev.steps[0]
     for step in ev.steps:
         if step.answer.outcome.is_failure:
-            ev.results.append(error_from(rid, title, step.answer, "RFC 9989 §4.10"))
+            ev.results.append(v.dns_error(step.answer))
             return
         if len(step.records) > 1:
-            ev.results.append(
-                finding(
-                    rid,
-                    title,
-                    Status.FAIL,
-                    f"{len(step.records)} DMARC records at _dmarc.{step.domain}: receivers discard them all, so no DMARC policy applies.",
-                    rule="RFC 9989 §4.10",
-                    found=" | ".join(step.records),
-                    fix=f"Keep exactly one TXT record starting with v=DMARC1 at _dmarc.{step.domain}.",
-                )
-            )
+            ev.results.append(v.fail(
+                f"{len(step.records)} DMARC records at _dmarc.{step.domain}: receivers discard them all, so no DMARC policy applies.",
+                found=" | ".join(step.records),
+                fix=f"Keep exactly one TXT record starting with v=DMARC1 at _dmarc.{step.domain}.",
+            ))
             return
         if step is own and step.near_misses and not step.records:
-            ev.results.append(
-                finding(
-                    rid,
-                    title,
-                    Status.FAIL,
-                    f'The TXT record at _dmarc.{step.domain} is not a DMARC record: it must start with "v=DMARC1" exactly (case-sensitive, first tag), so receivers ignore it.',
-                    rule="RFC 9989 §4.7, §4.8",
-                    found=" | ".join(step.near_misses),
-                    fix=f'Rewrite it to start with "v=DMARC1; p=..." at _dmarc.{step.domain}.',
-                )
-            )
+            ev.results.append(v.fail(
+                f'The TXT record at _dmarc.{step.domain} is not a DMARC record: it must start with "v=DMARC1" exactly (case-sensitive, first tag), so receivers ignore it.',
+                rule="RFC 9989 §4.7, §4.8",
+                found=" | ".join(step.near_misses),
+                fix=f'Rewrite it to start with "v=DMARC1; p=..." at _dmarc.{step.domain}.',
+            ))
             return
         if step.records:
             ev.location = step.domain
@@ -294,81 +282,48 @@ def _discover(ev: DmarcEvaluation) -> None:
             break
     if ev.record is None or ev.location is None:
         names = ", ".join(f"_dmarc.{s.domain}" for s in ev.steps)
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.FAIL,
-                f"No DMARC record applies to {ev.domain} (looked at {names}).",
-                rule="RFC 9989 §4.10.1",
-                fix=f'Publish TXT at _dmarc.{ev.domain}: "v=DMARC1; p=none; rua=mailto:dmarc@{ev.domain}" and move to p=quarantine once reports are clean (Gmail/Yahoo require at least p=none for bulk senders).',
-            )
-        )
+        ev.results.append(v.fail(
+            f"No DMARC record applies to {ev.domain} (looked at {names}).",
+            rule="RFC 9989 §4.10.1",
+            fix=f'Publish TXT at _dmarc.{ev.domain}: "v=DMARC1; p=none; rua=mailto:dmarc@{ev.domain}" and move to p=quarantine once reports are clean (Gmail/Yahoo require at least p=none for bulk senders).',
+        ))
         return
     if ev.location == ev.domain:
         summary = f"DMARC record at _dmarc.{ev.domain}."
     else:
         summary = f"No record at _dmarc.{ev.domain}; the record of the organizational domain at _dmarc.{ev.location} applies (its sp= policy, if any)."
-    ev.results.append(
-        finding(
-            rid,
-            title,
-            Status.PASS,
-            summary,
-            rule="RFC 9989 §4.10.1",
-            found=ev.record.text,
-            data={"location": f"_dmarc.{ev.location}"},
-        )
-    )
+    ev.results.append(v.passed(
+        summary, rule="RFC 9989 §4.10.1", found=ev.record.text, data={"location": f"_dmarc.{ev.location}"}
+    ))
 
 
 def _syntax(ev: DmarcEvaluation) -> None:
     assert ev.record is not None
-    rid, title = "deliverability.dmarc.syntax", "DMARC record syntax"
+    v = Verdicts("deliverability.dmarc.syntax", "DMARC record syntax", "RFC 9989 §4.7")
     rec = ev.record
     if rec.errors:
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.FAIL,
-                "DMARC record errors: " + "; ".join(rec.errors) + ".",
-                rule="RFC 9989 §4.7, §4.8, RFC 6376 §3.2",
-                found=rec.text,
-                fix="Correct the tags listed; an invalid p/sp/np or duplicate tag makes receivers ignore the policy.",
-            )
-        )
+        ev.results.append(v.fail(
+            "DMARC record errors: " + "; ".join(rec.errors) + ".",
+            rule="RFC 9989 §4.7, §4.8, RFC 6376 §3.2",
+            found=rec.text,
+            fix="Correct the tags listed; an invalid p/sp/np or duplicate tag makes receivers ignore the policy.",
+        ))
         return
     notes = rec.warnings + [f'unknown tag "{t}" is ignored' for t in rec.unknown]
     notes = [n for n in notes if not n.startswith('no "p" tag')]
     if notes:
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.WARN,
-                "DMARC record: " + "; ".join(notes) + ".",
-                rule="RFC 9989 §4.7",
-                found=rec.text,
-                fix="Remove or correct the tags listed (check for typos in tag names).",
-            )
-        )
+        ev.results.append(v.warn(
+            "DMARC record: " + "; ".join(notes) + ".",
+            found=rec.text,
+            fix="Remove or correct the tags listed (check for typos in tag names).",
+        ))
     else:
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.PASS,
-                "Every DMARC tag is well-formed.",
-                rule="RFC 9989 §4.7",
-                found=rec.text,
-            )
-        )
+        ev.results.append(v.passed("Every DMARC tag is well-formed.", found=rec.text))
 
 
 def _policy(ev: DmarcEvaluation) -> None:
     assert ev.record is not None
-    rid, title = "deliverability.dmarc.policy", "DMARC policy strength"
+    v = Verdicts("deliverability.dmarc.policy", "DMARC policy strength", "RFC 9989 §4.7")
     rec = ev.record
     inherited = ev.location != ev.domain
     if inherited and rec.tags.get("sp") is not None:
@@ -382,90 +337,61 @@ def _policy(ev: DmarcEvaluation) -> None:
         # RFC 9989 §4.10.1: an invalid p with a valid rua is treated as p=none; else no DMARC.
         valid_rua = any(mailto_domain(u) for u in report_uris(rec.tags.get("rua", "")))
         ev.effective_policy = "none" if valid_rua else None
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.FAIL,
-                f"{tag}={rec.tags.get(tag)} is not a valid policy; receivers "
-                + ("fall back to p=none." if valid_rua else "apply no DMARC at all."),
-                rule="RFC 9989 §4.10.1",
-                found=rec.text,
-                fix=f"Set {tag}= to none, quarantine or reject.",
-            )
-        )
+        ev.results.append(v.fail(
+            f"{tag}={rec.tags.get(tag)} is not a valid policy; receivers "
+            + ("fall back to p=none." if valid_rua else "apply no DMARC at all."),
+            rule="RFC 9989 §4.10.1",
+            found=rec.text,
+            fix=f"Set {tag}= to none, quarantine or reject.",
+        ))
         return
     ev.effective_policy = policy
     testing = rec.tags.get("t", "n").lower() == "y"
     where = f"{tag}={policy}" + (f" inherited from _dmarc.{ev.location}" if inherited else "")
     if policy == "none":
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.WARN,
-                f"Policy {where}{'' if 'p' in rec.tags or tag != 'p' else ' (no p tag)'}: meets the Gmail/Yahoo bulk-sender minimum but tells receivers to do nothing with spoofed mail.",
-                rule="RFC 9989 §4.7",
-                found=rec.text,
-                severity=Severity.ADVISORY,
-                fix="Once aggregate reports show Customer.io and your other senders aligned, move to p=quarantine, then p=reject.",
-            )
-        )
+        ev.results.append(v.warn(
+            f"Policy {where}{'' if 'p' in rec.tags or tag != 'p' else ' (no p tag)'}: meets the Gmail/Yahoo bulk-sender minimum but tells receivers to do nothing with spoofed mail.",
+            found=rec.text,
+            severity=Severity.ADVISORY,
+            fix="Once aggregate reports show Customer.io and your other senders aligned, move to p=quarantine, then p=reject.",
+        ))
     elif testing:
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.WARN,
-                f"Policy {where} but t=y asks receivers not to apply it (testing mode).",
-                rule="RFC 9989 §4.7",
-                found=rec.text,
-                severity=Severity.ADVISORY,
-                fix="Remove t=y when the reports look clean so the policy is enforced.",
-            )
-        )
+        ev.results.append(v.warn(
+            f"Policy {where} but t=y asks receivers not to apply it (testing mode).",
+            found=rec.text,
+            severity=Severity.ADVISORY,
+            fix="Remove t=y when the reports look clean so the policy is enforced.",
+        ))
     else:
-        ev.results.append(
-            finding(
-                rid, title, Status.PASS, f"Policy {where}.", rule="RFC 9989 §4.7", found=rec.text
-            )
-        )
+        ev.results.append(v.passed(f"Policy {where}.", found=rec.text))
 
 
 def _historic(ev: DmarcEvaluation) -> None:
     assert ev.record is not None
-    rid, title = "deliverability.dmarc.historic_tags", "DMARC historic tags"
+    v = Verdicts("deliverability.dmarc.historic_tags", "DMARC historic tags", "RFC 9989 §4.7")
     present = [t for t in HISTORIC_TAGS if t in ev.record.tags]
     if not present:
-        ev.results.append(
-            finding(
-                rid, title, Status.PASS, "No historic tags (pct, rf, ri).", rule="RFC 9989 §4.7"
-            )
-        )
+        ev.results.append(v.passed("No historic tags (pct, rf, ri)."))
         return
     pct = ev.record.tags.get("pct")
     extra = ""
     if pct is not None and pct.isdigit() and int(pct) < 100:
         extra = f" pct={pct}: RFC 7489 receivers apply the policy to only {pct}% of failing mail, RFC 9989 receivers ignore it."
-    ev.results.append(
-        finding(
-            rid,
-            title,
-            Status.WARN,
-            f"Historic tag(s) {', '.join(present)}: removed by RFC 9989 and ignored by receivers that follow it.{extra}",
-            rule="RFC 9989 §4.7 (pct, rf, ri removed), RFC 7489 §6.3",
-            found=ev.record.text,
-            severity=Severity.ADVISORY,
-            fix="Remove "
-            + ", ".join(f"{t}=" for t in present)
-            + " and use t=y instead of pct for a gradual rollout.",
-        )
-    )
+    ev.results.append(v.warn(
+        f"Historic tag(s) {', '.join(present)}: removed by RFC 9989 and ignored by receivers that follow it.{extra}",
+        rule="RFC 9989 §4.7 (pct, rf, ri removed), RFC 7489 §6.3",
+        found=ev.record.text,
+        severity=Severity.ADVISORY,
+        fix="Remove "
+        + ", ".join(f"{t}=" for t in present)
+        + " and use t=y instead of pct for a gradual rollout.",
+    ))
 
 
 async def _report_auth(ev: DmarcEvaluation, resolver: Resolver) -> None:
     assert ev.record is not None and ev.location is not None
-    rid, title = "deliverability.dmarc.report_destinations", "DMARC external report destinations"
+    v = Verdicts("deliverability.dmarc.report_destinations", "DMARC external report destinations",
+                 "RFC 7489 §7.1", Severity.ADVISORY)
     org = (ev.org_domain.domain if ev.org_domain else None) or ev.location
     destinations: dict[str, list[str]] = {}
     for tag in ("rua", "ruf"):
@@ -475,16 +401,9 @@ async def _report_auth(ev: DmarcEvaluation, resolver: Resolver) -> None:
                 destinations.setdefault(dest, []).append(f"{tag}={uri}")
     if not destinations:
         has = any(t in ev.record.tags for t in ("rua", "ruf"))
-        summary = (
-            "Report destinations are within the domain."
-            if has
-            else "No rua/ruf report destinations."
-        )
-        ev.results.append(
-            finding(
-                rid, title, Status.PASS, summary, rule="RFC 7489 §7.1", severity=Severity.ADVISORY
-            )
-        )
+        ev.results.append(v.passed(
+            "Report destinations are within the domain." if has else "No rua/ruf report destinations."
+        ))
         return
     names = {dest: f"{ev.location}._report._dmarc.{dest}" for dest in destinations}
     answers = dict(
@@ -501,52 +420,29 @@ async def _report_auth(ev: DmarcEvaluation, resolver: Resolver) -> None:
         elif not any(r.text.strip().startswith("v=DMARC1") for r in answer.txt):
             missing.append(f"{names[dest]} ({', '.join(destinations[dest])})")
     if missing:
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.FAIL,
-                'External report destination(s) have not authorised reports for this domain: no "v=DMARC1" TXT at '
-                + "; ".join(missing)
-                + ". Receivers will not send those reports.",
-                rule="RFC 7489 §7.1",
-                found=ev.record.text,
-                severity=Severity.ADVISORY,
-                fix='Ask the report provider to publish TXT "v=DMARC1" at the names listed (most DMARC vendors do this on request), or use an address in your own domain.',
-            )
-        )
+        ev.results.append(v.fail(
+            'External report destination(s) have not authorised reports for this domain: no "v=DMARC1" TXT at '
+            + "; ".join(missing)
+            + ". Receivers will not send those reports.",
+            found=ev.record.text,
+            fix='Ask the report provider to publish TXT "v=DMARC1" at the names listed (most DMARC vendors do this on request), or use an address in your own domain.',
+        ))
     elif failed:
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.ERROR,
-                "Could not check report authorisation: "
-                + "; ".join(a.describe_failure() for a in failed)
-                + ".",
-                rule="RFC 7489 §7.1",
-                severity=Severity.ADVISORY,
-                fix="Retry; check the DNS of the report destination domain.",
-            )
-        )
+        ev.results.append(v.error(
+            "Could not check report authorisation: "
+            + "; ".join(a.describe_failure() for a in failed)
+            + ".",
+            fix="Retry; check the DNS of the report destination domain.",
+        ))
     else:
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.PASS,
-                "External report destinations authorise this domain: "
-                + ", ".join(names.values())
-                + ".",
-                rule="RFC 7489 §7.1",
-                severity=Severity.ADVISORY,
-            )
-        )
+        ev.results.append(v.passed(
+            "External report destinations authorise this domain: " + ", ".join(names.values()) + "."
+        ))
 
 
 async def _alignment(ev: DmarcEvaluation, resolver: Resolver, ids: AlignmentIdentifiers) -> None:
     assert ev.record is not None
-    rid, title = "deliverability.dmarc.alignment", "DMARC alignment for Customer.io mail"
+    v = Verdicts("deliverability.dmarc.alignment", "DMARC alignment for Customer.io mail", "RFC 9989 §4.4")
     rec = ev.record
     # an invalid value is ignored in favour of the default, relaxed (RFC 9989 §4.7)
     adkim = "s" if rec.tags.get("adkim", "r").lower() == "s" else "r"
@@ -583,62 +479,39 @@ async def _alignment(ev: DmarcEvaluation, resolver: Resolver, ids: AlignmentIden
         )
     found = rec.text
     if dkim_ok is False and spf_ok is False:
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.FAIL,
-                "DMARC cannot pass for Customer.io mail: " + "; ".join(problems) + ".",
-                rule="RFC 9989 §4.4",
-                found=found,
-                fix="Use relaxed alignment (remove adkim=s / aspf=s) or configure Customer.io to sign and bounce with the From domain itself.",
-            )
-        )
+        ev.results.append(v.fail(
+            "DMARC cannot pass for Customer.io mail: " + "; ".join(problems) + ".",
+            found=found,
+            fix="Use relaxed alignment (remove adkim=s / aspf=s) or configure Customer.io to sign and bounce with the From domain itself.",
+        ))
     elif None in (dkim_ok, spf_ok) and unknown:
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.ERROR,
-                "Could not determine the organizational domains: "
-                + "; ".join(a.describe_failure() for a in unknown)
-                + ".",
-                rule="RFC 9989 §4.10.2",
-                fix="Retry; check the DNS servers for the names listed.",
-            )
-        )
+        ev.results.append(v.error(
+            "Could not determine the organizational domains: "
+            + "; ".join(a.describe_failure() for a in unknown)
+            + ".",
+            rule="RFC 9989 §4.10.2",
+            fix="Retry; check the DNS servers for the names listed.",
+        ))
     elif problems:
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.WARN,
-                "Only one identifier can align: "
-                + "; ".join(problems)
-                + ". DMARC then depends on the other alone (SPF breaks on forwarding).",
-                rule="RFC 9989 §4.4",
-                found=found,
-                fix="Use relaxed alignment for both (adkim=r, aspf=r, the defaults).",
-            )
-        )
+        ev.results.append(v.warn(
+            "Only one identifier can align: "
+            + "; ".join(problems)
+            + ". DMARC then depends on the other alone (SPF breaks on forwarding).",
+            found=found,
+            fix="Use relaxed alignment for both (adkim=r, aspf=r, the defaults).",
+        ))
     else:
         detail = f"DKIM d={dkim_id or placeholder}, return path {spf_id or placeholder}, From {ev.domain}"
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.PASS,
-                f"Customer.io's DKIM and return-path domains can align with {ev.domain} (adkim={adkim}, aspf={aspf})"
-                + (
-                    "."
-                    if spf_id and dkim_id
-                    else f", assuming its default sending subdomain {placeholder} (set [deliverability] return_path_domain to check the real one)."
-                ),
-                rule="RFC 9989 §4.4",
-                found=found,
-                detail=detail,
-            )
-        )
+        ev.results.append(v.passed(
+            f"Customer.io's DKIM and return-path domains can align with {ev.domain} (adkim={adkim}, aspf={aspf})"
+            + (
+                "."
+                if spf_id and dkim_id
+                else f", assuming its default sending subdomain {placeholder} (set [deliverability] return_path_domain to check the real one)."
+            ),
+            found=found,
+            detail=detail,
+        ))
 
 
 async def check_dmarc(domain: str, resolver: Resolver) -> list[CheckResult]:

@@ -32,7 +32,7 @@ from typing import Any
 
 from checks.base import CheckResult, Status
 from checks.deliverability.dnstypes import Outcome, Resolver, normalize_name
-from checks.deliverability.findings import error_from, finding
+from checks.deliverability.findings import Verdicts, finding
 from checks.deliverability.spf import SpfEvaluation, evaluate_spf
 
 TOML_KEYS = ("return_path_domain", "return_path_spf_include", "return_path_mx", "dkim_domain")
@@ -136,7 +136,7 @@ async def evaluate_return_path(
 def _spf_finding(
     rp: str, expected: ReturnPathExpectation, spf: SpfEvaluation, note: str
 ) -> CheckResult:
-    rid, title = "deliverability.return_path.spf", f"SPF of the return path {rp}"
+    v = Verdicts("deliverability.return_path.spf", f"SPF of the return path {rp}", "RFC 7208 §5.2")
     bad = [r for r in spf.results if r.status in (Status.FAIL, Status.ERROR)]
     errors = [r for r in bad if r.status is Status.ERROR]
     fails = [r for r in bad if r.status is Status.FAIL]
@@ -147,10 +147,7 @@ def _spf_finding(
     )
     if fails:
         first = fails[0]
-        return finding(
-            rid,
-            title,
-            Status.FAIL,
+        return v.fail(
             f"{rp}: {first.summary}",
             rule=first.rule,
             found=found,
@@ -158,23 +155,12 @@ def _spf_finding(
             fix=f"Publish the SPF record Customer.io gives for {rp}. {first.fix}",
         )
     if errors:
-        return finding(
-            rid,
-            title,
-            Status.ERROR,
-            f"{rp}: {errors[0].summary}",
-            rule=errors[0].rule,
-            fix=errors[0].fix,
-        )
+        return v.error(f"{rp}: {errors[0].summary}", rule=errors[0].rule, fix=errors[0].fix)
     includes = spf.include_targets
     missing = [i for i in expected.spf_includes if i not in includes]
     if missing:
-        return finding(
-            rid,
-            title,
-            Status.FAIL,
+        return v.fail(
             f"The SPF record of {rp} does not include {', '.join(missing)} as Customer.io asks.",
-            rule="RFC 7208 §5.2",
             found=found,
             fix=f'Publish at {rp}: "v=spf1 '
             + " ".join(f"include:{i}" for i in expected.spf_includes)
@@ -191,29 +177,19 @@ def _spf_finding(
         else "is valid (no expected include configured)"
     )
     if warns:
-        return finding(
-            rid,
-            title,
-            Status.WARN,
+        return v.warn(
             f"The SPF record of {rp} {what}, but: {warns[0].summary}{note}",
             rule=warns[0].rule,
             found=found,
             fix=warns[0].fix,
         )
-    return finding(
-        rid,
-        title,
-        Status.PASS,
-        f"The SPF record of {rp} {what}.{note}",
-        rule="RFC 7208 §5.2, §4.5",
-        found=found,
-    )
+    return v.passed(f"The SPF record of {rp} {what}.{note}", rule="RFC 7208 §5.2, §4.5", found=found)
 
 
 def _mx_finding(rp: str, expected: ReturnPathExpectation, answer: Any) -> CheckResult:
-    rid, title = "deliverability.return_path.mx", f"MX of the return path {rp}"
+    v = Verdicts("deliverability.return_path.mx", f"MX of the return path {rp}", "RFC 5321 §5.1")
     if answer.outcome.is_failure:
-        return error_from(rid, title, answer, "RFC 5321 §5.1")
+        return v.dns_error(answer)
     hosts = [mx.exchange for mx in answer.mx]
     found = ", ".join(f"{mx.preference} {mx.exchange}" for mx in answer.mx)
     want = ", ".join(expected.mx_hosts) or "the MX host Customer.io shows"
@@ -223,19 +199,12 @@ def _mx_finding(rp: str, expected: ReturnPathExpectation, answer: Any) -> CheckR
             if answer.outcome is Outcome.NXDOMAIN
             else "has no MX record (NODATA)"
         )
-        return finding(
-            rid,
-            title,
-            Status.FAIL,
+        return v.fail(
             f"{rp} {why}: bounces to the return path cannot be delivered.",
-            rule="RFC 5321 §5.1",
             fix=f"Publish MX at {rp}: {want}.",
         )
     if hosts == ["."]:
-        return finding(
-            rid,
-            title,
-            Status.FAIL,
+        return v.fail(
             f"{rp} publishes a null MX: it refuses all mail, including bounces.",
             rule="RFC 7505 §3",
             found=found,
@@ -243,23 +212,15 @@ def _mx_finding(rp: str, expected: ReturnPathExpectation, answer: Any) -> CheckR
         )
     missing = [h for h in expected.mx_hosts if h not in hosts]
     if missing:
-        return finding(
-            rid,
-            title,
-            Status.FAIL,
+        return v.fail(
             f"MX of {rp} lacks {', '.join(missing)} (found {', '.join(hosts)}).",
-            rule="RFC 5321 §5.1",
             found=found,
             fix=f"Publish MX at {rp}: {want}.",
         )
     extra = [h for h in hosts if expected.mx_hosts and h not in expected.mx_hosts]
     if extra:
-        return finding(
-            rid,
-            title,
-            Status.WARN,
+        return v.warn(
             f"MX of {rp} has host(s) Customer.io did not ask for: {', '.join(extra)}; some bounces may go there.",
-            rule="RFC 5321 §5.1",
             found=found,
             fix=f"Remove {', '.join(extra)} from the MX of {rp}.",
         )
@@ -268,11 +229,4 @@ def _mx_finding(rp: str, expected: ReturnPathExpectation, answer: Any) -> CheckR
         if expected.mx_hosts
         else "is published (no expected host configured)"
     )
-    return finding(
-        rid,
-        title,
-        Status.PASS,
-        f"MX of {rp} {what}: {', '.join(hosts)}.",
-        rule="RFC 5321 §5.1",
-        found=found,
-    )
+    return v.passed(f"MX of {rp} {what}: {', '.join(hosts)}.", found=found)

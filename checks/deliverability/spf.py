@@ -24,9 +24,9 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
-from checks.base import CheckResult, Status
+from checks.base import CheckResult
 from checks.deliverability.dnstypes import DnsAnswer, Outcome, Resolver, TxtRecord, normalize_name
-from checks.deliverability.findings import error_from, finding
+from checks.deliverability.findings import Verdicts
 
 LOOKUP_LIMIT = 10
 LOOKUP_NEAR = 8  #: from this many lookups on, warn that there is little headroom
@@ -286,62 +286,36 @@ async def evaluate_spf(domain: str, resolver: Resolver) -> SpfEvaluation:
     ev = SpfEvaluation(domain)
     answer = await resolver.query(domain, "TXT")
     ev.answer = answer
-    rid = "deliverability.spf.record"
-    title = f"SPF record at {domain}"
+    v = Verdicts("deliverability.spf.record", f"SPF record at {domain}", "RFC 7208 §4.5")
     if answer.outcome.is_failure:
-        ev.results.append(error_from(rid, title, answer, "RFC 7208 §4.4"))
+        ev.results.append(v.dns_error(answer, "RFC 7208 §4.4"))
         return ev
     ev.records = [r for r in answer.txt if is_spf_record(r.text)]
     if answer.outcome is Outcome.NXDOMAIN:
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.FAIL,
-                f"{domain} does not exist (NXDOMAIN), so it has no SPF record.",
-                rule="RFC 7208 §4.3",
-                fix=f'Check the domain name; publish {domain} in DNS with a TXT record "v=spf1 ... -all".',
-            )
-        )
+        ev.results.append(v.fail(
+            f"{domain} does not exist (NXDOMAIN), so it has no SPF record.",
+            rule="RFC 7208 §4.3",
+            fix=f'Check the domain name; publish {domain} in DNS with a TXT record "v=spf1 ... -all".',
+        ))
         return ev
     if not ev.records:
-        others = "; ".join(r.presentation() for r in answer.txt)
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.FAIL,
-                f'No SPF record at {domain}: no TXT record starts with "v=spf1".',
-                rule="RFC 7208 §4.5",
-                found=others,
-                fix=f'Publish one TXT record at {domain}: "v=spf1 include:<your senders> ~all" (add the include Customer.io gives you for its sending subdomain if you send from this domain\'s envelope).',
-            )
-        )
+        ev.results.append(v.fail(
+            f'No SPF record at {domain}: no TXT record starts with "v=spf1".',
+            found="; ".join(r.presentation() for r in answer.txt),
+            fix=f'Publish one TXT record at {domain}: "v=spf1 include:<your senders> ~all" (add the include Customer.io gives you for its sending subdomain if you send from this domain\'s envelope).',
+        ))
         return ev
     if len(ev.records) > 1:
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.FAIL,
-                f"{len(ev.records)} SPF records at {domain}; receivers return permerror when there is more than one.",
-                rule="RFC 7208 §4.5",
-                found=" | ".join(r.presentation() for r in ev.records),
-                fix='Merge them into a single "v=spf1" TXT record (one set of mechanisms, one "all") and delete the others.',
-            )
-        )
+        ev.results.append(v.fail(
+            f"{len(ev.records)} SPF records at {domain}; receivers return permerror when there is more than one.",
+            found=" | ".join(r.presentation() for r in ev.records),
+            fix='Merge them into a single "v=spf1" TXT record (one set of mechanisms, one "all") and delete the others.',
+        ))
         return ev
     record = ev.records[0]
     split_note = f" (joined from {len(record.strings)} strings)" if len(record.strings) > 1 else ""
     ev.results.append(
-        finding(
-            rid,
-            title,
-            Status.PASS,
-            f"One SPF record at {domain}{split_note}.",
-            rule="RFC 7208 §4.5, §3.3",
-            found=record.text,
-        )
+        v.passed(f"One SPF record at {domain}{split_note}.", rule="RFC 7208 §4.5, §3.3", found=record.text)
     )
     ev.root = SpfNode(domain, record.text, parse_spf(record.text), "")
     await _walk(ev, resolver, ev.root, (domain,), 0)
@@ -444,83 +418,48 @@ def _effective_all(node: SpfNode) -> tuple[str | None, str]:
 def _summarize(ev: SpfEvaluation) -> None:
     assert ev.root is not None
     d = ev.domain
+    record = ev.root.record
     complete = not ev.dns_failures
     failed_names = ", ".join(sorted({a.name for a in ev.dns_failures}))
     read_part = (
         "" if complete else f" in the records that could be read (DNS failed for {failed_names})"
     )
+    add = ev.results.append
 
-    def incomplete(rid: str, title: str, rule: str) -> CheckResult:
-        return finding(
-            rid,
-            title,
-            Status.ERROR,
+    def incomplete(v: Verdicts, rule: str | None = None) -> CheckResult:
+        return v.error(
             f"Could not read the whole SPF tree: DNS failed for {failed_names}.",
-            rule=rule,
+            rule=rule or v.rule,
             detail="; ".join(a.describe_failure() for a in ev.dns_failures),
             fix="Retry; if it persists, check the DNS servers for the names listed (SERVFAIL or timeouts make receivers return temperror).",
         )
 
-    # Syntax
-    rid, title = "deliverability.spf.syntax", "SPF term syntax"
+    v = Verdicts("deliverability.spf.syntax", "SPF term syntax", "RFC 7208 §4.6.1, §12")
     if ev.syntax:
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.FAIL,
-                f"SPF syntax error{'s' if len(ev.syntax) > 1 else ''}: "
-                + "; ".join(f"{dom}: {err}" for dom, err in ev.syntax),
-                rule="RFC 7208 §4.6.1, §12",
-                found=ev.root.record,
-                fix="Correct the terms listed (mechanisms are all, include, a, mx, ptr, ip4, ip6, exists; modifiers name=value) — receivers return permerror for the whole record.",
-            )
-        )
+        add(v.fail(
+            f"SPF syntax error{'s' if len(ev.syntax) > 1 else ''}: "
+            + "; ".join(f"{dom}: {err}" for dom, err in ev.syntax),
+            found=record,
+            fix="Correct the terms listed (mechanisms are all, include, a, mx, ptr, ip4, ip6, exists; modifiers name=value) — receivers return permerror for the whole record.",
+        ))
     else:
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.PASS,
-                "Every SPF term in the tree is well-formed" + read_part + ".",
-                rule="RFC 7208 §4.6.1, §12",
-                found=ev.root.record,
-            )
-        )
+        add(v.passed("Every SPF term in the tree is well-formed" + read_part + ".", found=record))
 
-    # Lookup limit
-    rid, title = "deliverability.spf.lookup_limit", "SPF DNS lookup limit (10)"
+    v = Verdicts("deliverability.spf.lookup_limit", "SPF DNS lookup limit (10)", "RFC 7208 §4.6.4")
     n = ev.lookups
     if n > LOOKUP_LIMIT:
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.FAIL,
-                f"{n} DNS-querying terms through includes and redirects; the limit is {LOOKUP_LIMIT}, so receivers return permerror.",
-                rule="RFC 7208 §4.6.4",
-                found=ev.root.record,
-                data={"lookups": n},
-                fix="Remove includes you no longer use, replace a/mx with ip4/ip6 ranges, or move senders to their own subdomains so each SPF tree stays at 10 lookups or fewer.",
-            )
-        )
+        add(v.fail(
+            f"{n} DNS-querying terms through includes and redirects; the limit is {LOOKUP_LIMIT}, so receivers return permerror.",
+            found=record,
+            data={"lookups": n},
+            fix="Remove includes you no longer use, replace a/mx with ip4/ip6 ranges, or move senders to their own subdomains so each SPF tree stays at 10 lookups or fewer.",
+        ))
     elif not complete:
-        ev.results.append(incomplete(rid, title, "RFC 7208 §4.6.4"))
+        add(incomplete(v))
     else:
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.PASS,
-                f"{n} of {LOOKUP_LIMIT} DNS-querying terms used.",
-                rule="RFC 7208 §4.6.4",
-                found=ev.root.record,
-                data={"lookups": n},
-            )
-        )
+        add(v.passed(f"{n} of {LOOKUP_LIMIT} DNS-querying terms used.", found=record, data={"lookups": n}))
 
-    # Headroom (near-limit)
-    rid, title = "deliverability.spf.lookup_headroom", "SPF lookup headroom"
+    v = Verdicts("deliverability.spf.lookup_headroom", "SPF lookup headroom", "RFC 7208 §4.6.4")
     voids = len(ev.void_lookups)
     if n <= LOOKUP_LIMIT and voids <= VOID_LIMIT and complete:
         near = []
@@ -528,264 +467,131 @@ def _summarize(ev: SpfEvaluation) -> None:
             near.append(f"{n} of {LOOKUP_LIMIT} DNS lookups")
         if voids == VOID_LIMIT:
             near.append(f"{voids} of {VOID_LIMIT} void lookups")
+        counts = {"lookups": n, "void_lookups": voids}
         if near:
-            ev.results.append(
-                finding(
-                    rid,
-                    title,
-                    Status.WARN,
-                    f"Close to the SPF limits: {', '.join(near)}; one more include from a provider change tips it into permerror.",
-                    rule="RFC 7208 §4.6.4",
-                    data={"lookups": n, "void_lookups": voids},
-                    fix="Trim includes that are no longer used or flatten stable ranges to ip4/ip6 to keep a margin of 2-3 lookups.",
-                )
-            )
+            add(v.warn(
+                f"Close to the SPF limits: {', '.join(near)}; one more include from a provider change tips it into permerror.",
+                data=counts,
+                fix="Trim includes that are no longer used or flatten stable ranges to ip4/ip6 to keep a margin of 2-3 lookups.",
+            ))
         else:
-            ev.results.append(
-                finding(
-                    rid,
-                    title,
-                    Status.PASS,
-                    f"{n} lookups and {voids} void lookups leave headroom.",
-                    rule="RFC 7208 §4.6.4",
-                    data={"lookups": n, "void_lookups": voids},
-                )
-            )
+            add(v.passed(f"{n} lookups and {voids} void lookups leave headroom.", data=counts))
 
-    # Void lookups
-    rid, title = "deliverability.spf.void_lookups", "SPF void lookups (2)"
+    v = Verdicts("deliverability.spf.void_lookups", "SPF void lookups (2)", "RFC 7208 §4.6.4")
     if voids > VOID_LIMIT:
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.FAIL,
-                f"{voids} terms point at names with no records ({'; '.join(ev.void_lookups)}); more than {VOID_LIMIT} void lookups is a permerror.",
-                rule="RFC 7208 §4.6.4",
-                found=ev.root.record,
-                fix="Remove the terms whose names no longer exist or have no records of the type the term asks for.",
-            )
-        )
+        add(v.fail(
+            f"{voids} terms point at names with no records ({'; '.join(ev.void_lookups)}); more than {VOID_LIMIT} void lookups is a permerror.",
+            found=record,
+            fix="Remove the terms whose names no longer exist or have no records of the type the term asks for.",
+        ))
     elif not complete:
-        ev.results.append(incomplete(rid, title, "RFC 7208 §4.6.4"))
+        add(incomplete(v))
     else:
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.PASS,
-                f"{voids} void lookup(s), limit {VOID_LIMIT}.",
-                rule="RFC 7208 §4.6.4",
-                detail="; ".join(ev.void_lookups),
-            )
-        )
+        add(v.passed(f"{voids} void lookup(s), limit {VOID_LIMIT}.", detail="; ".join(ev.void_lookups)))
 
-    # MX names
-    rid, title = "deliverability.spf.mx_limit", "SPF mx mechanism: at most 10 MX names"
+    v = Verdicts("deliverability.spf.mx_limit", "SPF mx mechanism: at most 10 MX names", "RFC 7208 §4.6.4")
     if ev.mx_overflow:
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.FAIL,
-                "An mx term resolves to more than 10 MX names: "
-                + ", ".join(f"{dom} ({k})" for dom, k in ev.mx_overflow)
-                + "; receivers return permerror.",
-                rule="RFC 7208 §4.6.4",
-                found=ev.root.record,
-                fix="Replace the mx term with ip4/ip6 ranges of the hosts that actually send, or an include of the provider's SPF record.",
-            )
-        )
+        add(v.fail(
+            "An mx term resolves to more than 10 MX names: "
+            + ", ".join(f"{dom} ({k})" for dom, k in ev.mx_overflow)
+            + "; receivers return permerror.",
+            found=record,
+            fix="Replace the mx term with ip4/ip6 ranges of the hosts that actually send, or an include of the provider's SPF record.",
+        ))
     elif not complete:
-        ev.results.append(incomplete(rid, title, "RFC 7208 §4.6.4"))
+        add(incomplete(v))
     else:
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.PASS,
-                "No mx term resolves to more than 10 MX names.",
-                rule="RFC 7208 §4.6.4",
-            )
-        )
+        add(v.passed("No mx term resolves to more than 10 MX names."))
 
-    # Include / redirect targets
-    rid, title = "deliverability.spf.include_targets", "SPF include and redirect targets"
+    v = Verdicts("deliverability.spf.include_targets", "SPF include and redirect targets", "RFC 7208 §5.2, §6.1")
     if ev.missing_targets:
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.FAIL,
-                "; ".join(why for _, _, why in ev.missing_targets)
-                + ". An include or redirect whose target has no single SPF record is a permerror.",
-                rule="RFC 7208 §5.2, §6.1",
-                found=ev.root.record,
-                fix="Correct the include/redirect domain (copy it from the provider's documentation) or remove it.",
-            )
-        )
+        add(v.fail(
+            "; ".join(why for _, _, why in ev.missing_targets)
+            + ". An include or redirect whose target has no single SPF record is a permerror.",
+            found=record,
+            fix="Correct the include/redirect domain (copy it from the provider's documentation) or remove it.",
+        ))
     elif not complete:
-        ev.results.append(incomplete(rid, title, "RFC 7208 §5.2"))
+        add(incomplete(v, "RFC 7208 §5.2"))
     else:
         targets = ", ".join(sorted(ev.include_targets)) or "none"
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.PASS,
-                f"Every include/redirect target publishes one SPF record ({targets}).",
-                rule="RFC 7208 §5.2, §6.1",
-            )
-        )
+        add(v.passed(f"Every include/redirect target publishes one SPF record ({targets})."))
 
-    # Loops
-    rid, title = "deliverability.spf.loop", "SPF include/redirect loops"
+    v = Verdicts("deliverability.spf.loop", "SPF include/redirect loops", "RFC 7208 §4.6.4, §5.2")
     if ev.loops:
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.FAIL,
-                "SPF include/redirect loop: "
-                + "; ".join(ev.loops)
-                + ". It can only end in permerror.",
-                rule="RFC 7208 §4.6.4, §5.2",
-                fix="Break the loop: a record must not include or redirect to itself or to a record that leads back to it.",
-            )
-        )
+        add(v.fail(
+            "SPF include/redirect loop: " + "; ".join(ev.loops) + ". It can only end in permerror.",
+            fix="Break the loop: a record must not include or redirect to itself or to a record that leads back to it.",
+        ))
     elif not complete:
-        ev.results.append(incomplete(rid, title, "RFC 7208 §4.6.4, §5.2"))
+        add(incomplete(v))
     else:
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.PASS,
-                "No include or redirect loop.",
-                rule="RFC 7208 §4.6.4, §5.2",
-            )
-        )
+        add(v.passed("No include or redirect loop."))
 
-    # Modifiers
-    rid, title = "deliverability.spf.modifiers", "SPF modifiers"
+    v = Verdicts("deliverability.spf.modifiers", "SPF modifiers", "RFC 7208 §6")
     if ev.duplicate_modifiers:
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.FAIL,
-                "Modifier given more than once: "
-                + ", ".join(f"{name}= in {dom}" for dom, name in ev.duplicate_modifiers)
-                + " (permerror).",
-                rule="RFC 7208 §6",
-                found=ev.root.record,
-                fix="Keep a single redirect= and a single exp= per record.",
-            )
-        )
+        add(v.fail(
+            "Modifier given more than once: "
+            + ", ".join(f"{name}= in {dom}" for dom, name in ev.duplicate_modifiers)
+            + " (permerror).",
+            found=record,
+            fix="Keep a single redirect= and a single exp= per record.",
+        ))
     elif ev.ignored_redirects:
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.WARN,
-                'redirect= is ignored because the record also has an "all" mechanism: '
-                + ", ".join(ev.ignored_redirects)
-                + ".",
-                rule="RFC 7208 §6.1",
-                found=ev.root.record,
-                fix='Remove either the redirect= (if "all" is intended) or the "all" (if the redirect target\'s policy should apply).',
-            )
-        )
+        add(v.warn(
+            'redirect= is ignored because the record also has an "all" mechanism: '
+            + ", ".join(ev.ignored_redirects)
+            + ".",
+            rule="RFC 7208 §6.1",
+            found=record,
+            fix='Remove either the redirect= (if "all" is intended) or the "all" (if the redirect target\'s policy should apply).',
+        ))
     else:
         detail = "; ".join(f"{dom}: {t}" for dom, t in ev.unknown_modifiers)
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.PASS,
-                "Modifiers are used correctly" + read_part + ".",
-                rule="RFC 7208 §6",
-                detail=f"Unknown modifiers (ignored by receivers): {detail}" if detail else "",
-            )
-        )
+        add(v.passed(
+            "Modifiers are used correctly" + read_part + ".",
+            detail=f"Unknown modifiers (ignored by receivers): {detail}" if detail else "",
+        ))
 
-    # ptr
-    rid, title = "deliverability.spf.ptr", "SPF ptr mechanism"
+    v = Verdicts("deliverability.spf.ptr", "SPF ptr mechanism", "RFC 7208 §5.5")
     if ev.ptr_in:
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.WARN,
-                "The ptr mechanism is used in "
-                + ", ".join(ev.ptr_in)
-                + "; it is slow, unreliable and some receivers skip it.",
-                rule="RFC 7208 §5.5",
-                found=ev.root.record,
-                fix="Replace ptr with ip4/ip6 ranges or a/mx terms.",
-            )
-        )
+        add(v.warn(
+            "The ptr mechanism is used in "
+            + ", ".join(ev.ptr_in)
+            + "; it is slow, unreliable and some receivers skip it.",
+            found=record,
+            fix="Replace ptr with ip4/ip6 ranges or a/mx terms.",
+        ))
     else:
-        ev.results.append(
-            finding(
-                rid, title, Status.PASS, "No ptr mechanism" + read_part + ".", rule="RFC 7208 §5.5"
-            )
-        )
+        add(v.passed("No ptr mechanism" + read_part + "."))
 
-    # all
-    rid, title = "deliverability.spf.all", "SPF default result (all)"
+    v = Verdicts("deliverability.spf.all", "SPF default result (all)", "RFC 7208 §5.1")
     qualifier, where = _effective_all(ev.root)
-    found = ev.root.record
     if qualifier is None and ev.root.parsed.modifiers("redirect") and not complete:
-        ev.results.append(incomplete(rid, title, "RFC 7208 §5.1, §6.1"))
+        add(incomplete(v, "RFC 7208 §5.1, §6.1"))
     elif qualifier == "+":
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.FAIL,
-                f'"+all" in {where} authorises every host on the internet to send as {d}.',
-                rule="RFC 7208 §5.1",
-                found=found,
-                fix='End the record with "-all" or "~all" instead of "+all".',
-            )
-        )
+        add(v.fail(
+            f'"+all" in {where} authorises every host on the internet to send as {d}.',
+            found=record,
+            fix='End the record with "-all" or "~all" instead of "+all".',
+        ))
     elif qualifier == "?":
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.WARN,
-                f'"?all" in {where}: mail from unlisted hosts is neutral, which gives no protection.',
-                rule="RFC 7208 §5.1, §8.2",
-                found=found,
-                fix='End the record with "~all" (softfail) or "-all" (fail).',
-            )
-        )
+        add(v.warn(
+            f'"?all" in {where}: mail from unlisted hosts is neutral, which gives no protection.',
+            rule="RFC 7208 §5.1, §8.2",
+            found=record,
+            fix='End the record with "~all" (softfail) or "-all" (fail).',
+        ))
     elif qualifier is None:
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.WARN,
-                f'The SPF record of {where} has no "all" and no redirect, so unlisted hosts get neutral.',
-                rule="RFC 7208 §4.7",
-                found=found,
-                fix='End the record with "~all" or "-all".',
-            )
-        )
+        add(v.warn(
+            f'The SPF record of {where} has no "all" and no redirect, so unlisted hosts get neutral.',
+            rule="RFC 7208 §4.7",
+            found=record,
+            fix='End the record with "~all" or "-all".',
+        ))
     else:
         word = "softfail" if qualifier == "~" else "fail"
-        ev.results.append(
-            finding(
-                rid,
-                title,
-                Status.PASS,
-                f'Unlisted hosts get {word} ("{qualifier}all" in {where}).',
-                rule="RFC 7208 §5.1",
-                found=found,
-            )
-        )
+        add(v.passed(f'Unlisted hosts get {word} ("{qualifier}all" in {where}).', found=record))
 
 
 async def check_spf(domain: str, resolver: Resolver) -> list[CheckResult]:
