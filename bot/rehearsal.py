@@ -315,6 +315,7 @@ class Rehearsal:
                     "Content-Type": "application/json", "X-CIO-Timestamp": stamp, "X-CIO-Signature": sig}) as r:
                 return r.status
 
+        counts = {metric: n for metric, n in counts.items() if n}
         statuses = []
         for metric, n in counts.items():
             statuses += await asyncio.gather(*(post(metric) for _ in range(n)))
@@ -480,9 +481,9 @@ async def rollback(r: Rehearsal) -> None:
 
 
 async def recovered(r: Rehearsal) -> None:
-    await r.at(T0 + timedelta(hours=2, minutes=40), "the bad list segment is removed; bounces recover")
-    await r.webhooks(sent=3000, delivered=2990, bounced=10)
-    await r.at(T0 + timedelta(hours=2, minutes=45))
+    await r.at(T0 + timedelta(hours=1, minutes=45), "the bad list segment is removed; bounces recover")
+    await r.webhooks(sent=1500, delivered=1495, bounced=5)
+    await r.at(T0 + timedelta(hours=1, minutes=50))
     if _alert(r)["status"] != "resolved":
         r.transcript.emit("  (the rate is back under the threshold; the on-call operator resolves the alert)")
         await r.click(r.with_button(ALERT_RESOLVE), ALERT_RESOLVE)
@@ -515,7 +516,7 @@ async def full_traffic(r: Rehearsal) -> None:
 async def delivery_at_100(r: Rehearsal) -> None:
     for hour in (6, 10, 16, 22):
         await r.at(T0 + timedelta(hours=hour), "deliveries at 100%")
-        await r.webhooks(sent=3000, delivered=2985, bounced=15, spammed=1)
+        await r.webhooks(sent=800, delivered=796, bounced=4, spammed=1 if hour == 16 else 0)
 
 
 async def review_t24(r: Rehearsal) -> None:

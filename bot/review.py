@@ -261,17 +261,18 @@ def alerts_section(ctx: ReviewContext) -> ReviewSection:
         opened = float(a["opened_at"])
         tta = a["acknowledged_at"] - opened if a.get("acknowledged_at") else None
         ttr = a["resolved_at"] - opened if a.get("resolved_at") else None
-        tiers = sorted({e["tier"] for e in a.get("escalations") or []})
-        value = (pct(a.get("value")) + " > " + pct(a.get("threshold"))
-                 if a.get("unit") == "ratio" and a.get("value") is not None else
-                 (f"{a['value']:g}" if a.get("value") is not None else "–"))
+        tiers = sorted({int(e["tier"]) + 1 for e in a.get("escalations") or []})  # stored 0-based
+        peak = _peak(a)
+        value = (f"peak {pct(peak)} (threshold {pct(a.get('threshold'))})"
+                 if a.get("unit") == "ratio" and peak is not None else
+                 (f"peak {peak:g}" if peak is not None else "–"))
         ack = (f"{duration(tta)} by {who(a.get('acknowledged_by'))}" if tta is not None else "never")
         res = (f"{duration(ttr)}" + (f" by {who(a['resolved_by'])}" if a.get("resolved_by") else "")
                if ttr is not None else "open")
         esc = ", ".join(f"tier {t}" for t in tiers) if tiers else "none"
         out.rows.append([when(opened), f"{a['title']} ({a.get('severity', '')})", value, ack, res, esc])
         items.append({"id": a["id"], "metric": a["metric"], "title": a["title"], "severity": a.get("severity"),
-                      "opened": _iso(opened), "value": a.get("value"), "threshold": a.get("threshold"),
+                      "opened": _iso(opened), "peak": peak, "threshold": a.get("threshold"),
                       "acknowledged_by": a.get("acknowledged_by"), "time_to_acknowledge_s": tta,
                       "resolved_by": a.get("resolved_by"), "time_to_resolve_s": ttr, "status": a["status"],
                       "escalation_tiers": tiers})
@@ -285,6 +286,18 @@ def alerts_section(ctx: ReviewContext) -> ReviewSection:
                      f"{duration(out.figures['mean_time_to_acknowledge_s'])}, to resolve "
                      f"{duration(out.figures['mean_time_to_resolve_s'])}.")
     return out
+
+
+def _peak(alert: dict[str, Any]) -> float | None:
+    """The worst value the alert saw (its recorded trend and its latest value)."""
+    values: list[float] = []
+    try:
+        values = [float(v) for v in json.loads(alert.get("trend") or "[]") if isinstance(v, int | float)]
+    except (ValueError, TypeError):
+        values = []
+    if isinstance(alert.get("value"), int | float):
+        values.append(float(alert["value"]))
+    return max(values) if values else None
 
 
 def readiness_section(ctx: ReviewContext) -> ReviewSection:
@@ -406,11 +419,12 @@ def _step_windows(steps: list[tuple[float, float]], end: float) -> list[tuple[fl
 
 
 def _rate_series(ctx: ReviewContext, per_minute: dict[int, dict[str, int]]) -> None:
-    """Bounce and complaint rates in buckets (about 60 over the launch), for the chart."""
+    """Bounce and complaint rates in buckets (about 240 over the launch, so a spike is not
+    averaged away), for the chart."""
     if not per_minute:
         return
     span = max(1, int((ctx.end - ctx.start) // 60))
-    bucket = max(1, span // 60)
+    bucket = max(1, span // 240)
     buckets: dict[int, dict[str, int]] = {}
     for minute, counts in per_minute.items():
         b = buckets.setdefault(minute - (minute - int(ctx.start // 60)) % bucket, dict.fromkeys(DELIVERY_METRICS, 0))
