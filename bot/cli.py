@@ -230,7 +230,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     quiet = args.command in ("console", "run", "check", "rehearse", "review")
-    setup_logging("WARNING" if quiet and args.log_level == "INFO" else args.log_level)
+    # the rehearsal's transcript is the output: only errors go to stderr beside it
+    transcript = args.command in ("run", "rehearse")
+    setup_logging(("ERROR" if transcript else "WARNING") if quiet and args.log_level == "INFO" else args.log_level)
     try:
         return asyncio.run(args.func(args))
     except ConfigError as exc:
