@@ -25,6 +25,7 @@ from slack_sdk.models.blocks import Block
 
 from bot import blocks
 from bot.errors import UserError
+from bot.providers.http import ProviderError
 from bot.store.review import ReviewReader
 from bot.textrender import mrkdwn
 
@@ -460,12 +461,18 @@ class ReviewService:
         text, out = render_blocks(report)
         await self.services.slack.post_message(channel_id, text, out, thread_ts=thread_ts)
         png = await _to_thread(render_chart, report.chart)
-        await self.services.slack.upload_file(
-            channel_id, f"launch-{report.launch_id}-review.png", png,
-            title=f"Launch review: traffic, bounce and complaint rates (launch #{report.launch_id})",
-            comment="Traffic over time with bounce and complaint rates against their thresholds; alerts marked.",
-            thread_ts=thread_ts,
-        )
+        try:
+            await self.services.slack.upload_file(
+                channel_id, f"launch-{report.launch_id}-review.png", png,
+                title=f"Launch review: traffic, bounce and complaint rates (launch #{report.launch_id})",
+                comment="Traffic over time with bounce and complaint rates against their thresholds; alerts marked.",
+                thread_ts=thread_ts,
+            )
+        except ProviderError as exc:
+            log.warning("the review chart was not uploaded: %s", exc)
+            note = (f":warning: The chart could not be uploaded ({exc.message}); the same chart is written by "
+                    "`cio-bot review --chart review.png`.")
+            await self.services.slack.post_message(channel_id, note, [blocks.section(note)], thread_ts=thread_ts)
         return report
 
     async def on_timeline_action(self, payload: dict[str, Any]) -> None:

@@ -56,3 +56,43 @@ async def test_a_step_that_does_not_behave_fails_the_rehearsal_and_is_named(tmp_
     last = out.getvalue().splitlines()
     assert last[-2].startswith("Rehearsal FAILED")
     assert last[-1] == f"Failed step: T-0: 10% of traffic, verified: {failed.detail}"
+
+
+async def test_the_rehearsed_launch_reviews_to_the_figures_it_played(tmp_path):
+    """The rehearsal's events are known (its script), so its review's alert and delivery
+    figures are too; read back from the database it leaves in ``workdir``."""
+    from datetime import timedelta
+
+    from bot.cli import load_settings
+    from bot.rehearsal import T0
+    from bot.review import DEFAULT_READERS, build_report
+    from bot.store import Store
+
+    ok, r = await rehearse(speed=0, workdir=tmp_path)
+    assert ok, "\n".join(r.transcript.lines[-40:])
+    if r.h.services.alerts is None:  # a build without alerting has no such figures
+        return
+    store = Store(tmp_path / "rehearsal.db")
+    try:
+        report = build_report(store, load_settings({"CIO_CONFIG": str(tmp_path / "cio.toml"),
+                                                    "CIO_DB_PATH": str(tmp_path / "rehearsal.db")}),
+                              DEFAULT_READERS, now=(T0 + timedelta(hours=24)).timestamp(), channel_id="C0LAUNCH01")
+    finally:
+        store.close()
+    alerts = report.section("alerts").figures
+    assert alerts["count"] == 1
+    alert = alerts["alerts"][0]
+    assert alert["metric"] == "bounce_rate" and alert["opened"] == "2026-12-10T16:21:00Z"
+    assert alert["time_to_acknowledge_s"] == 11 * 60 and alert["acknowledged_by"] == "U0OPERATOR"
+    assert alert["time_to_resolve_s"] == 29 * 60
+    assert alert["escalation_tiers"] == [1, 2] and alert["peak"] == 0.15
+    steps = [(s["percent"], s["sent"], s["delivered"], s["bounced"], s["spammed"])
+             for s in report.section("delivery").figures["steps"]]
+    assert steps == [(10.0, 600, 595, 5, 0), (50.0, 400, 340, 60, 0), (50.0, 1500, 1490, 10, 0),
+                     (100.0, 3200, 3184, 16, 1)]
+    assert report.section("delivery").figures["steps"][1]["bounce_rate"] == 0.15
+    assert report.section("delivery").figures["steps"][3]["complaint_rate"] == 1 / 3184
+    api = report.section("api").figures
+    assert api["probes"] > 0 and api["error_rate"] == 0.0
+    assert report.chart.alerts[0]["at"] == (T0 + timedelta(hours=1, minutes=21)).timestamp()
+    assert max(rate for _, rate in report.chart.bounce) == 0.15, "the spike is not averaged away on the chart"

@@ -257,3 +257,17 @@ async def test_the_t24h_milestone_posts_the_review_in_its_thread(start_bot, cloc
     assert chart.thread_ts == post.ts
     milestone = next(m for m in bot.store.timeline.milestones(1) if m["label"] == "T+24h")
     assert milestone["action"] == "review" and milestone["action_state"] == "done"
+
+
+async def test_a_failed_chart_upload_still_leaves_the_report_and_says_so(start_bot, clock, tmp_path, sandbox):
+    bot = await start(start_bot, clock, tmp_path, sandbox)
+    clock.set(T0)
+    await confirm(bot, await bot.command("/cio ramp 10"))
+    sandbox.slack.fail("/upload/", status=500, times=None)
+    answer = await bot.command("/cio review")
+    assert "Posted the review of launch #1" in answer.text
+    texts = [m.text for m in bot.slack.channel_messages(bot.channel)]
+    assert any(t.startswith("Launch review") for t in texts)
+    note = next(t for t in texts if "The chart could not be uploaded" in t)
+    assert "cio-bot review --chart" in note
+    assert not any(m.files for m in bot.slack.channel_messages(bot.channel))
