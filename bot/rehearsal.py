@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -610,6 +609,3 @@ async def rehearse(*, speed: float = DEFAULT_SPEED, out: TextIO | None = None, c
             r.transcript.emit(f"Failed step: {failed.name}: {failed.detail}")
         return ok, r
 
-
-def default_speed() -> float:
-    return float(os.environ.get("CIO_REHEARSAL_SPEED", DEFAULT_SPEED))
