@@ -367,9 +367,13 @@ class ReadinessService:
 
     # -- building a run ----------------------------------------------------------------------------
     def launch_id(self, channel_id: str | None = None) -> int:
+        """The launch this run or sign-off belongs to: the channel's, begun here if there is
+        none yet, so sign-offs given before `/cio golive` carry into the planned launch."""
         channel = self.settings.launch_channel or channel_id
-        launch = self.store.launches.current(channel) if channel else None
-        return int(launch["id"]) if launch else 0
+        if not channel:
+            return 0
+        launch = self.store.launches.ensure(channel, "cio-launchbot", timezone=self.settings.timezone_name)
+        return int(launch["id"])
 
     def signoff_items(self, launch_id: int) -> tuple[SignoffItem, ...]:
         states = self.repo.signoffs(launch_id)

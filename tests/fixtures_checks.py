@@ -168,6 +168,8 @@ async def kit(tmp_path, sandbox) -> AsyncIterator[Kit]:
     await k.close()
 
 
-def confirm_all_signoffs(store: Store, launch_id: int = 0, user: str = "U0OPERATOR") -> None:
+def confirm_all_signoffs(store: Store, channel: str = "C0LAUNCH01", user: str = "U0OPERATOR") -> None:
+    """Confirm every sign-off of the channel's launch (begun here if none exists yet)."""
+    launch_id = int(store.launches.ensure(channel, user)["id"])
     for item in DEFAULT_SIGNOFFS:
         store.checks.set_signoff(launch_id, item.id, "confirmed", user, 1764547200.0)

@@ -100,12 +100,13 @@ async def test_signoff_round_trip_through_the_buttons(start_bot, tmp_path, sandb
 
     refused = await bot.click(message, "checks.signoff.confirm", user="U0VIEWER")
     assert "Only launch operators" in refused.text
-    assert bot.store.checks.signoffs(0) == {}
+    launch_id = bot.store.launches.current(bot.channel)["id"]  # begun by the check run
+    assert bot.store.checks.signoffs(launch_id) == {}
 
     answer = await bot.click(message, "checks.signoff.confirm")
     assert "You confirmed the sign-off “Test sends reviewed”" in answer.text
     assert "The verdict is now GO" in answer.text
-    row = bot.store.checks.signoffs(0)["campaigns.signoff.test_sends"]
+    row = bot.store.checks.signoffs(launch_id)["campaigns.signoff.test_sends"]
     assert row["state"] == "confirmed" and row["by_user"] == "U0OPERATOR" and row["at"] > 0
     assert "Confirmed by <@U0OPERATOR> <!date^" in json.dumps(message.blocks)
     assert message.text.startswith("Readiness GO")
@@ -119,10 +120,10 @@ async def test_signoff_round_trip_through_the_buttons(start_bot, tmp_path, sandb
 
     revoked = await bot.click(message, "checks.signoff.revoke")
     assert "You revoked" in revoked.text and "NO-GO" in revoked.text
-    assert bot.store.checks.signoffs(0)["campaigns.signoff.test_sends"]["state"] == "revoked"
+    assert bot.store.checks.signoffs(launch_id)["campaigns.signoff.test_sends"]["state"] == "revoked"
     assert "revoked by <@U0OPERATOR>" in json.dumps(message.blocks)
     assert [b["action_id"] for b in bot.buttons(message)] == ["checks.signoff.confirm"]
-    history = bot.store.checks.signoff_history(0, "campaigns.signoff.test_sends")
+    history = bot.store.checks.signoff_history(launch_id, "campaigns.signoff.test_sends")
     assert [h["action"] for h in history] == ["confirmed", "revoked"]
 
     # the next run sees the stored state
