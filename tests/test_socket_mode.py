@@ -5,11 +5,11 @@ from __future__ import annotations
 from urllib.parse import parse_qsl
 
 from bot.sandbox.requests import slash_body
-from bot.sandbox.slack import SANDBOX_APP_TOKEN
+from bot.sandbox.slack import SANDBOX_APP_TOKEN, SANDBOX_BOT_TOKEN
 
 
 async def test_slash_command_over_socket_mode_and_no_http_slack_endpoint(start_bot, sandbox):
-    bot = await start_bot(env={"SLACK_BOT_TOKEN": "xoxb-sandbox-bot-token",
+    bot = await start_bot(env={"SLACK_BOT_TOKEN": SANDBOX_BOT_TOKEN,
                                "SLACK_API_URL": sandbox.slack.api_url,
                                "SLACK_APP_TOKEN": SANDBOX_APP_TOKEN})
     assert bot.runtime.socket_handler is not None
@@ -26,7 +26,7 @@ async def test_slash_command_over_socket_mode_and_no_http_slack_endpoint(start_b
 
 
 async def test_socket_mode_refusal_is_the_same_as_over_http(start_bot, sandbox):
-    bot = await start_bot(env={"SLACK_BOT_TOKEN": "xoxb-sandbox-bot-token",
+    bot = await start_bot(env={"SLACK_BOT_TOKEN": SANDBOX_BOT_TOKEN,
                                "SLACK_API_URL": sandbox.slack.api_url,
                                "SLACK_APP_TOKEN": SANDBOX_APP_TOKEN})
     payload = dict(parse_qsl(slash_body("audit", user_id="U0VIEWER", channel_id=bot.channel,

@@ -31,11 +31,11 @@ from aiohttp import web
 
 from bot.sandbox.base import FakeServer
 
-SANDBOX_LD_TOKEN = "api-sandbox-ld-0000-token"
+SANDBOX_LD_TOKEN = "sandbox-ld-api-token"
 SANDBOX_LD_PROJECT = "cio-launch"
 SANDBOX_LD_ENVIRONMENT = "production"
 SANDBOX_LD_FLAG = "use-customerio"
-SANDBOX_LD_SDK_KEY = "sdk-sandbox-0000-key"
+SANDBOX_LD_SDK_KEY = "sandbox-ld-sdk-key"
 SEMANTIC_PATCH = "domain-model=launchdarkly.semanticpatch"
 KNOWN_API_VERSIONS = {"20240415", "20220603", "20210729", "20191212", "20160426", "beta"}
 FULL = 100_000

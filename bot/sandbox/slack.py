@@ -21,8 +21,8 @@ from aiohttp import WSMsgType, web
 
 from bot.sandbox.base import FakeServer
 
-SANDBOX_BOT_TOKEN = "xoxb-sandbox-bot-token"
-SANDBOX_APP_TOKEN = "xapp-sandbox-app-token"
+SANDBOX_BOT_TOKEN = "sandbox-bot-token"
+SANDBOX_APP_TOKEN = "sandbox-app-token"
 SANDBOX_SIGNING_SECRET = "sandbox-signing-secret"
 SANDBOX_CHANNEL = "C0LAUNCH01"
 SANDBOX_BOT_USER = "U0BOTUSER"
