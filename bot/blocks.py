@@ -28,6 +28,13 @@ def truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def shown(text: str, limit: int = 40) -> str:
+    """Someone's input quoted back to them: a code span, cut to ``limit`` characters, that no
+    backtick, newline or control character can break out of."""
+    clean = "".join(" " if not ch.isprintable() else ch for ch in text).replace("`", "'")
+    return f"`{truncate(clean, limit) or ' '}`"
+
+
 def header(text: str) -> HeaderBlock:
     return HeaderBlock(text=PlainTextObject(text=truncate(text, MAX_HEADER), emoji=True))
 

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from bot import readiness_blocks as rb
+from bot.blocks import shown
 from bot.clock import Clock, SystemClock
 from bot.config import REGION_URLS, ConfigError, Settings
 from bot.deliverability import expectation_from_settings
@@ -457,7 +458,7 @@ class ReadinessService:
                   message_ts: str = "", launch_id: int | None = None) -> RunReport:
         """One stored run. ``on_result`` sees each (redacted) result as it finishes."""
         if environment not in ENVIRONMENTS:
-            raise UserError(f"`{environment}` is not an environment; use production or staging.")
+            raise UserError(f"{shown(environment)} is not an environment; use production or staging.")
         cats = parse_categories(categories)
         engine = self.engine(cats)
         launch = self.launch_id(channel_id) if launch_id is None else launch_id
@@ -599,7 +600,7 @@ class ReadinessService:
         """Confirm or revoke a sign-off item; re-renders the report it was pressed on."""
         items = {i.id: i for i in DEFAULT_SIGNOFFS}
         if item_id not in items:
-            raise UserError(f"`{item_id}` is not a sign-off item; run `/cio check` again for fresh buttons.")
+            raise UserError(f"{shown(item_id)} is not a sign-off item; run `/cio check` again for fresh buttons.")
         item = items[item_id]
         run = self.repo.run_for_message(channel_id, message_ts) if message_ts else None
         if run is not None and run["verdict"] == "running":

@@ -34,6 +34,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
+from bot.blocks import shown
 from bot.config import OPERATOR_ID, ConfigError, ConfigTable
 from bot.errors import UserError
 
@@ -267,7 +268,7 @@ def zone_name(name: str) -> str:
         return "UTC"
     canonical = _zones_by_folded_name().get(name.casefold())
     if canonical is None:
-        raise UserError(f"`{name}` is not a time zone I know; use an IANA name such as Europe/Berlin, "
+        raise UserError(f"{shown(name)} is not a time zone I know; use an IANA name such as Europe/Berlin, "
                         "America/New_York or UTC.")
     return canonical
 
@@ -309,7 +310,7 @@ def parse_when(text: str, *, default_zone: str, now: datetime) -> When:
     raw = " ".join(text.split())
     if not raw:
         raise UserError(f"Say when T-0 is: {EXAMPLES}.")
-    junk = UserError(f"I could not read `{raw[:80]}` as a go-live time; use {EXAMPLES}.")
+    junk = UserError(f"I could not read {shown(raw, 80)} as a go-live time; use {EXAMPLES}.")
     rel = _RELATIVE.match(raw)
     if rel:
         rest = rel.group(1)
@@ -344,7 +345,7 @@ def parse_when(text: str, *, default_zone: str, now: datetime) -> When:
     if not _DATE.match(first):
         raise junk
     if len(tokens) == 1:
-        raise UserError(f"`{first}` has no time of day; add one, e.g. `{first} 15:00`.")
+        raise UserError(f"{shown(first)} has no time of day; add one, e.g. {shown(first + ' 15:00')}.")
     clock_m = _TIME.match(tokens[1])
     if not clock_m:
         raise junk
@@ -353,5 +354,5 @@ def parse_when(text: str, *, default_zone: str, now: datetime) -> When:
         day = date.fromisoformat(first)
         at = time(int(clock_m.group(1)), int(clock_m.group(2)), int(clock_m.group(3) or 0))
     except ValueError:
-        raise UserError(f"`{first} {tokens[1]}` is not a real date and time; check the day and the hour.") from None
+        raise UserError(f"{shown(first + ' ' + tokens[1])} is not a real date and time; check the day and the hour.") from None
     return When(localize(datetime.combine(day, at), zone).astimezone(UTC), zone)

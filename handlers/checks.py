@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.blocks import shown
 from bot.errors import UserError
 from checks.base import CATEGORIES
 from handlers.registry import (
@@ -27,18 +28,18 @@ def parse_check_args(args: list[str]) -> tuple[list[str], str]:
         if word.startswith("--"):
             name, eq, value = word.partition("=")
             if name != "--env":
-                raise UsageError(f"`{word}` is not an option of /cio check; the only option is "
+                raise UsageError(f"{shown(word)} is not an option of /cio check; the only option is "
                                  f"--env production|staging. Categories: {', '.join(CATEGORIES)}.")
             if not eq:
                 value = next(words, "")
             if value.lower() not in ENVIRONMENTS:
-                raise UsageError(f"--env takes production or staging, not `{value or '(nothing)'}`.")
+                raise UsageError(f"--env takes production or staging, not {shown(value) if value else '(nothing)'}.")
             environment = value.lower()
         else:
             categories.append(word.lower())
     unknown = [c for c in categories if c not in CATEGORIES]
     if unknown:
-        raise UsageError(f"{', '.join(f'`{c}`' for c in unknown)} "
+        raise UsageError(f"{', '.join(shown(c) for c in unknown[:5])} "
                          f"{'is not a check category' if len(unknown) == 1 else 'are not check categories'}; "
                          f"choose from {', '.join(CATEGORIES)} (or none for all).")
     return list(dict.fromkeys(categories)), environment

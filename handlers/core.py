@@ -15,7 +15,7 @@ async def help_command(ctx: CommandContext) -> Reply:
         wanted = ctx.args[0].lower().removeprefix("/cio").strip() or ctx.args[0].lower()
         match = [c for c in commands() if c.name == wanted or wanted in c.aliases]
         if not match:
-            raise UsageError(f"There is no /cio command called `{ctx.args[0]}`.")
+            raise UsageError(f"There is no /cio command called {blocks.shown(ctx.args[0])}.")
         c = match[0]
         who = "launch operators only" if c.permission is Permission.OPERATORS else "anyone"
         text = f"`{c.usage}`\n{c.summary}\nWho: {who}."
@@ -39,8 +39,8 @@ async def status_command(ctx: CommandContext) -> Reply:
 async def audit_command(ctx: CommandContext) -> Reply:
     count = 15
     if ctx.args:
-        if len(ctx.args) > 1 or not ctx.args[0].isdigit() or not 1 <= int(ctx.args[0]) <= 100:
-            raise UsageError(f"`{ctx.text}` is not a count: give a whole number from 1 to 100.")
+        if len(ctx.args) > 1 or not ctx.args[0].isascii() or not ctx.args[0].isdigit() or not 1 <= int(ctx.args[0]) <= 100:
+            raise UsageError(f"{blocks.shown(ctx.text)} is not a count: give a whole number from 1 to 100.")
         count = int(ctx.args[0])
     rows = ctx.services.store.audit.recent(count)
     report = blocks.audit_blocks(rows)

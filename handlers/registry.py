@@ -89,6 +89,7 @@ class Command:
     quick: bool  # answered inside the ack (must be fast and must not post elsewhere)
     order: int
     aliases: tuple[str, ...] = ()
+    free_text: bool = False  # the words are prose (a reason): an apostrophe is not an unbalanced quote
 
 
 @dataclass(frozen=True)
@@ -113,9 +114,10 @@ def command(
     quick: bool = False,
     order: int = 100,
     aliases: tuple[str, ...] = (),
+    free_text: bool = False,
 ) -> Callable[[CommandFunc], CommandFunc]:
     def decorate(func: CommandFunc) -> CommandFunc:
-        entry = Command(name, usage, summary, permission, func, quick, order, aliases)
+        entry = Command(name, usage, summary, permission, func, quick, order, aliases, free_text)
         for key in (name, *aliases):
             if key in COMMANDS and COMMANDS[key].func is not func:
                 raise RuntimeError(f"/cio {key} is registered twice")

@@ -15,6 +15,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot import blocks
+from bot.blocks import shown
 from bot.errors import UserError
 from bot.services import Services
 from handlers.registry import (
@@ -30,6 +31,7 @@ from handlers.registry import (
 log = logging.getLogger(__name__)
 
 QUICK_BUDGET = 2.0  # seconds a quick command may take inside the 3 s ack window
+MAX_TEXT = 1000  # characters after /cio: room for a reason, not for a pasted log
 
 
 def usage_reply(problem: str | None = None) -> Reply:
@@ -56,14 +58,20 @@ def register(app: AsyncApp, services: Services) -> None:
             audit.record(user_id=user, channel_id=channel, kind="command", action=action,
                          outcome=outcome, detail=detail)
 
+        if len(full) > MAX_TEXT:
+            action = blocks.truncate(action, 80)
+            await ack(**usage_reply(f"That is {len(full):,} characters; a /cio command takes at most {MAX_TEXT:,}. "
+                                    "Keep a reason to a sentence or two and link to the details.").payload())
+            record("usage", f"{len(full)} characters")
+            return
         cmd = COMMANDS.get(name)
         if cmd is None:
-            problem = None if not name else f"`{name}` is not a /cio command."
+            problem = None if not name else f"{shown(name)} is not a /cio command."
             await ack(**usage_reply(problem).payload())
             record("usage")
             return
         try:
-            args = split_args(rest)
+            args = rest.split() if cmd.free_text else split_args(rest)
         except UsageError as exc:
             await ack(**usage_reply(f"{exc} Usage: `{cmd.usage}`").payload())
             record("usage", str(exc))

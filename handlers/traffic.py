@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from slack_sdk.models.blocks import ActionsBlock, ButtonElement, PlainTextObject
 
 from bot import blocks
+from bot.blocks import shown
 from bot.errors import UserError
 from bot.providers.launchdarkly import format_pct
 from bot.services import Services
@@ -24,8 +25,9 @@ from handlers.registry import (
     command,
 )
 
+MAX_REASON = 500  # characters of a reason kept (LaunchDarkly comment, audit, announcement)
 RAMP_USAGE = '/cio ramp <0-100>[%] [--force "reason"]'
-_NUMBER = re.compile(r"([+-]?)(\d+)(?:[.,](\d+))?%?")
+_NUMBER = re.compile(r"([+-]?)(\d+)(?:[.,](\d+))?%?", re.ASCII)
 
 
 def parse_percent(text: str) -> int:
@@ -36,18 +38,18 @@ def parse_percent(text: str) -> int:
                          "e.g. `/cio ramp 10`.")
     m = _NUMBER.fullmatch(t)
     if not m:
-        raise UsageError(f"`{t}` is not a percentage: give a whole number from 0 to 100, e.g. `/cio ramp 50`.")
+        raise UsageError(f"{shown(t)} is not a percentage: give a whole number from 0 to 100, e.g. `/cio ramp 50`.")
     sign, whole, fraction = m.groups()
     if fraction is not None and int(fraction) != 0:
         low = int(whole)
-        raise UsageError(f"`{t}` is not a whole number: traffic moves in whole percents, so use "
+        raise UsageError(f"{shown(t)} is not a whole number: traffic moves in whole percents, so use "
                          f"`{low}` or `{low + 1}`.")
     value = int(whole) * (-1 if sign == "-" else 1)
     if value < 0:
-        raise UsageError(f"`{t}` is below 0%: give a whole number from 0 to 100 (0 sends no traffic to "
+        raise UsageError(f"{shown(t)} is below 0%: give a whole number from 0 to 100 (0 sends no traffic to "
                          "Customer.io; `/cio rollback` is the emergency stop).")
     if value > 100:
-        raise UsageError(f"`{t}` is above 100%: give a whole number from 0 to 100.")
+        raise UsageError(f"{shown(t)} is above 100%: give a whole number from 0 to 100.")
     return value
 
 
@@ -63,12 +65,12 @@ def parse_ramp(args: list[str]) -> tuple[int, str | None]:
             if not value.strip() or value.startswith("--"):
                 raise UsageError('`--force` needs the reason in quotes, e.g. `/cio ramp 50 --force "alert is a '
                                  'known false positive"`; the reason is recorded and announced.')
-            reason = value.strip()
+            reason = blocks.truncate(value.strip(), MAX_REASON)
             continue
         if arg.startswith("--"):
-            raise UsageError(f"`{arg}` is not an option of `/cio ramp`; the only option is `--force \"reason\"`.")
+            raise UsageError(f"{shown(arg)} is not an option of `/cio ramp`; the only option is `--force \"reason\"`.")
         if percent is not None:
-            raise UsageError(f"`{arg}` is one word too many: give one percentage, and put a --force reason in "
+            raise UsageError(f"{shown(arg)} is one word too many: give one percentage, and put a --force reason in "
                              "quotes.")
         percent = parse_percent(arg)
         i += 1
@@ -93,11 +95,11 @@ async def ramp_command(ctx: CommandContext) -> Reply:
     return proposal_reply(proposal)
 
 
-@command("rollback", usage="/cio rollback [reason]", permission=Permission.OPERATORS, order=41,
+@command("rollback", usage="/cio rollback [reason]", permission=Permission.OPERATORS, order=41, free_text=True,
          summary="Emergency stop: send no traffic to Customer.io (flag off), verified, incident notice")
 async def rollback_command(ctx: CommandContext) -> Reply:
     result = await _service(ctx.services).request_rollback(channel_id=ctx.channel_id, user_id=ctx.user_id,
-                                                           reason=ctx.text.strip()[:500])
+                                                           reason=blocks.truncate(ctx.text.strip(), MAX_REASON))
     if isinstance(result, Proposal):
         return proposal_reply(result)
     return outcome_reply(result)
