@@ -769,6 +769,42 @@ class TrafficService:
         self.services.store.audit.record(user_id=None, channel_id=channel, kind="system",
                                          action="rollback.requested", outcome=status, detail=outcome_text)
 
+    async def report_interrupted(self, change_ids: list[int]) -> None:
+        """Changes an earlier process confirmed but never verified (it stopped mid-change): tell
+        their channel what LaunchDarkly now has, so the person who clicked is not left guessing.
+        What LaunchDarkly reports is said as reported: it is not verified, and never "done"."""
+        try:
+            flag: FlagState | None = await self.read(timeout=self.config.request_timeout_seconds)
+        except UserError as exc:
+            flag, found = None, f"I could not read the flag from LaunchDarkly either ({exc})"
+        else:
+            assert flag is not None
+            found = f"LaunchDarkly now reports `{self.flag_key}` {flag.describe()} (version {flag.version})"
+        for change_id in change_ids:
+            row = self.repo.change(change_id)
+            if row is None:
+                continue
+            if flag is not None:
+                self.repo.update_change(change_id, after=snapshot(flag))
+            what = "rollback" if row["kind"] == "rollback" else f"ramp to {row['to_pct']:g}%"
+            who = row["confirmed_by"] or row["requested_by"]
+            if flag is None:
+                verdict = "check the flag in LaunchDarkly before anything else."
+            elif flag.served == round(float(row["to_pct"]) * 1000):
+                verdict = ("that is what was asked, but nobody verified it: `/cio status` shows it, and "
+                           f"`/cio {'rollback' if row['kind'] == 'rollback' else 'ramp ' + format(row['to_pct'], 'g')}` "
+                           "again verifies and announces it.")
+            else:
+                verdict = (f"that is *not* what was asked ({format(row['to_pct'], 'g')}%): the change did not "
+                           "take effect. Run it again if it is still wanted.")
+            text = (f":warning: The bot stopped in the middle of a traffic change: the {what} confirmed by "
+                    f"<@{who}> was neither verified nor announced. {found}; {verdict}")
+            posted = await self._post(self.channel(row["channel_id"] or ""), text)
+            self.services.store.audit.record(
+                user_id=None, channel_id=row["channel_id"], kind="system", action=f"traffic {what} interrupted",
+                outcome="reported" if posted else "not posted",
+                detail={"change_id": change_id, "found": flag.describe() if flag else None})
+
     # -- /cio status ----------------------------------------------------------------------------
     async def status_section(self, launch: dict[str, Any] | None, channel_id: str) -> StatusSection:
         title = "Traffic (LaunchDarkly)"
@@ -825,9 +861,14 @@ def configure(services: Services) -> None:
     service = TrafficService(services, config, provider)
     services.traffic = service
     at, _ = service._now()
+    interrupted = []
     for lock in services.store.traffic.release_stale(service.boot_id, at):
         log.warning("released the traffic lock of an earlier run (%s by %s); its outcome is read from "
                     "LaunchDarkly, not assumed", lock["what"], lock["holder"])
+        if lock["change_id"]:
+            interrupted.append(int(lock["change_id"]))
+    if interrupted and provider is not None:
+        services.loops["traffic.interrupted"] = lambda: service.report_interrupted(interrupted)
     services.health.register("traffic soak", service.soak_findings)
     services.status.register("traffic", service.status_section)
     services.events.subscribe("rollback.requested", service.on_rollback_requested)

@@ -77,6 +77,15 @@ async def test_sigkill_mid_change_then_restart(tmp_path, sandbox, traffic_bot):
     bot = await traffic_bot()  # same database file, new process state
     (row,) = bot.store.traffic.history(1)
     assert row["status"] == "interrupted" and row["to_pct"] == 10
+    # the operator who clicked is told, in the channel, what LaunchDarkly has: reported, not "verified"
+    notice = await _until(lambda: [m for m in sandbox.slack.channel_messages("C0LAUNCH01")
+                                   if "stopped in the middle of a traffic change" in m.text])
+    assert len(notice) == 1
+    text = notice[0].text
+    assert f"ramp to 10% confirmed by <@{SANDBOX_OPERATOR}> was neither verified nor announced" in text
+    assert "now reports `use-customerio` on, 10% to the new path" in text and "nobody verified it" in text
+    assert "verified and announced" not in text.replace("neither verified nor announced", "")
+    assert bot.store.traffic.change(row["id"])["after"]["served"] == 10_000
     assert not bot.store.query("SELECT * FROM traffic_locks"), "the dead process's lock is released"
     status = (await bot.command("/cio status")).all_text()
     assert "on, 10% to the new path" in status, "the flag as LaunchDarkly has it, not as the bot remembers"
