@@ -21,8 +21,11 @@ CIO_CONFIG ``[traffic]`` keys: see :class:`TrafficConfig`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import secrets
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -67,7 +70,7 @@ class TrafficConfig:
     verify_sample: int = 5000  # contexts evaluated with the SDK per verification
     verify_z: float = 4.0  # binomial tolerance in standard deviations
     request_timeout_seconds: float = 10.0  # per LaunchDarkly request
-    lock_seconds: float = 300.0  # an in-flight lock older than this is stale
+    lock_seconds: float = 10.0  # an in-flight lock not renewed for this long is stale (its process died)
     rollback_wait_seconds: float = 15.0  # a rollback waits this long for an in-flight change
     context_kind: str = "user"  # rolloutContextKind for a new rollout
     bucket_by: str = "key"  # rolloutBucketBy for a new rollout
@@ -96,7 +99,7 @@ class TrafficConfig:
             sdk_base_url=table.string("sdk_base_url", defaults.sdk_base_url),
             sdk_stream_wait_seconds=table.number("sdk_stream_wait_seconds", defaults.sdk_stream_wait_seconds, 0),
         )
-        for name in ("verify_z", "request_timeout_seconds", "confirmation_minutes"):
+        for name in ("verify_z", "request_timeout_seconds", "confirmation_minutes", "lock_seconds"):
             if getattr(config, name) <= 0:  # the defaults are > 0: the table set it
                 raise table.refuse(name, "a number > 0", table.values[name])
         return config
@@ -190,6 +193,10 @@ class Outcome:
     ld_calls: int = 0
 
 
+#: the boot ids of the traffic services alive in this process (tests run several side by side)
+_LIVE_BOOTS: set[str] = set()
+
+
 class TrafficService:
     def __init__(self, services: Services, config: TrafficConfig, provider: LaunchDarkly | None) -> None:
         self.services = services
@@ -197,7 +204,9 @@ class TrafficService:
         self.provider = provider
         self.settings = services.settings
         self.repo = services.store.traffic
-        self.boot_id = uuid.uuid4().hex
+        # host:pid:random: a lock whose process is gone from this host is released at once
+        self.boot_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        _LIVE_BOOTS.add(self.boot_id)
         self.flag_key = services.settings.launchdarkly_flag or ""
         self.environment = services.settings.launchdarkly_environment or ""
         self.stream: SDKStream | None = None
@@ -412,7 +421,7 @@ class TrafficService:
             busy = await self._wait_for_lock(launch_id, user_id, what)
             if busy:
                 raise UserError(self.busy_sentence(busy))
-        try:
+        async with self._holding(launch_id, user_id):
             if not self.repo.use_confirmation(token, user_id=user_id, at=at, outcome="confirmed"):
                 raise UserError(self._used_sentence(self.repo.confirmation(token) or conf))
             if conf["kind"] == "rollback":
@@ -422,19 +431,80 @@ class TrafficService:
                     trigger="button", requested_at=conf["created_at"], started=started,
                 )
             return await self._ramp_locked(conf, user_id, started)
-        finally:
-            self.repo.release_lock(launch_id, self.boot_id, user_id)
 
     async def _wait_for_lock(self, launch_id: int, holder: str, what: str) -> dict[str, Any] | None:
-        """A rollback waits (briefly) for an in-flight change rather than being refused."""
+        """A rollback waits (briefly) for an in-flight change rather than being refused; a lock
+        whose process died is released (and its change reported) as soon as it is stale."""
         deadline = time.monotonic() + self.config.rollback_wait_seconds
         while True:
+            if interrupted := self.sweep_stale_locks():
+                self.services.spawn(self.report_interrupted(interrupted), name="traffic.interrupted")
             at, now_ts = self._now()
             busy = self.repo.acquire_lock(launch_id, holder=holder, what=what, boot_id=self.boot_id,
                                           now_ts=now_ts, at=at, ttl=self.config.lock_seconds)
             if busy is None or time.monotonic() >= deadline:
                 return busy
             await asyncio.sleep(0.05)
+
+    @contextlib.asynccontextmanager
+    async def _holding(self, launch_id: int, holder: str) -> Any:
+        """While a change runs, renew its lock so that other processes know this one is alive;
+        on the way out (done, failed or cancelled) release it."""
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(self.config.lock_seconds / 3)
+                if not self.repo.renew_lock(launch_id, self.boot_id, self.clock_ts() + self.config.lock_seconds):
+                    log.error("the traffic lock of launch %s was taken from this process mid-change", launch_id)
+                    return
+
+        renewing = asyncio.get_running_loop().create_task(renew(), name="traffic.lock-renewal")
+        try:
+            yield
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
+            self.repo.release_lock(launch_id, self.boot_id, holder)
+
+    def clock_ts(self) -> float:
+        return self.services.clock.timestamp()
+
+    def _process_gone(self, boot_id: str) -> bool:
+        """True when the process that took a lock is known to be dead: it ran on this host and
+        its pid is ours (a restart that reused the pid) or no longer exists. A lock from
+        another host, or one this host cannot judge, waits for its lease to run out."""
+        host, _, rest = boot_id.partition(":")
+        pid_text = rest.partition(":")[0]
+        if host != socket.gethostname() or not pid_text.isdigit():
+            return False
+        pid = int(pid_text)
+        if pid == os.getpid():
+            return boot_id not in _LIVE_BOOTS  # an earlier run that had our pid, or a service of ours
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            return False  # exists, owned by someone else
+        return False
+
+    def sweep_stale_locks(self) -> list[int]:
+        """Release the locks of processes that are gone; the changes they held, now marked
+        interrupted, are returned to be reported."""
+        at, now_ts = self._now()
+        released = self.repo.release_stale(self.boot_id, at, now_ts, self._process_gone)
+        for lock in released:
+            log.warning("released the traffic lock of a stopped process (%s by %s); its outcome is read from "
+                        "LaunchDarkly, not assumed", lock["what"], lock["holder"])
+        return [int(lock["change_id"]) for lock in released if lock["change_id"]]
+
+    async def watch_locks(self) -> None:
+        """Look for locks left by dead processes (another replica killed mid-change)."""
+        while True:
+            await asyncio.sleep(max(0.2, min(2.0, self.config.lock_seconds / 5)))
+            if interrupted := self.sweep_stale_locks():
+                await self.report_interrupted(interrupted)
 
     # -- ramp -----------------------------------------------------------------------------------
     async def _ramp_locked(self, conf: dict[str, Any], confirmer: str, started: float) -> Outcome:
@@ -506,12 +576,10 @@ class TrafficService:
         busy = await self._wait_for_lock(launch_id, actor, what)
         if busy:
             raise UserError(self.busy_sentence(busy))
-        try:
+        async with self._holding(launch_id, actor):
             return await self._rollback_locked(launch_id=launch_id, actor=actor, confirmed_by="", reason=reason,
                                                channel_id=channel_id, trigger=trigger, requested_at=None,
                                                started=started)
-        finally:
-            self.repo.release_lock(launch_id, self.boot_id, actor)
 
     async def _rollback_locked(self, *, launch_id: int, actor: str, confirmed_by: str, reason: str,
                                channel_id: str, trigger: str, requested_at: str | None, started: float) -> Outcome:
@@ -860,15 +928,19 @@ def configure(services: Services) -> None:
         )
     service = TrafficService(services, config, provider)
     services.traffic = service
-    at, _ = service._now()
-    interrupted = []
-    for lock in services.store.traffic.release_stale(service.boot_id, at):
-        log.warning("released the traffic lock of an earlier run (%s by %s); its outcome is read from "
-                    "LaunchDarkly, not assumed", lock["what"], lock["holder"])
-        if lock["change_id"]:
-            interrupted.append(int(lock["change_id"]))
-    if interrupted and provider is not None:
-        services.loops["traffic.interrupted"] = lambda: service.report_interrupted(interrupted)
+    # before serving: locks of processes known dead (a restart on this host) are released now,
+    # those of other hosts when their lease runs out (watch_locks)
+    interrupted = service.sweep_stale_locks()
+
+    async def watch() -> None:
+        try:
+            if interrupted:
+                await service.report_interrupted(interrupted)
+            await service.watch_locks()
+        finally:
+            _LIVE_BOOTS.discard(service.boot_id)
+
+    services.loops["traffic.locks"] = watch
     services.health.register("traffic soak", service.soak_findings)
     services.status.register("traffic", service.status_section)
     services.events.subscribe("rollback.requested", service.on_rollback_requested)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import socket
+import subprocess
 
 import httpx
 import pytest
@@ -147,26 +149,97 @@ async def test_a_confirmation_survives_a_restart(traffic_bot):
     assert len(patches(second)) == 1
 
 
-async def test_a_lock_left_by_a_killed_process_is_released_and_its_change_marked_interrupted(traffic_bot, clock):
-    first = await traffic_bot()
-    repo = first.store.traffic
-    # what a process killed in the middle of a change leaves in the database
+async def _until(predicate, timeout: float = 10.0):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if value := predicate():
+            return value
+        await asyncio.sleep(0.02)
+    raise AssertionError("timed out waiting")
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def _leave_a_change_in_flight(bot, clock, boot_id: str, *, ttl: float = 10) -> int:
+    """What a process stopped in the middle of a ramp to 10% leaves in the database."""
+    repo = bot.store.traffic
+    bot.store.launches.ensure(bot.channel, SANDBOX_OPERATOR)
     change = repo.start_change(launch_id=1, kind="ramp", requested_by=SANDBOX_OPERATOR, confirmed_by=SANDBOX_OPERATOR,
                                reason="", forced=False, trigger="button", from_pct=0, to_pct=10,
-                               before={"version": 1}, channel_id=first.channel, requested_at=None,
+                               before={"version": 1}, channel_id=bot.channel, requested_at=None,
                                started_at="2026-12-01T12:00:00+00:00")
-    first.store.launches.ensure(first.channel, SANDBOX_OPERATOR)
-    assert repo.acquire_lock(1, holder=SANDBOX_OPERATOR, what="ramp to 10%", boot_id="dead-process",
-                             now_ts=clock.timestamp(), at="2026-12-01T12:00:00+00:00", ttl=120) is None
-    repo.attach_lock(1, change, "dead-process")
+    assert repo.acquire_lock(1, holder=SANDBOX_OPERATOR, what="ramp to 10%", boot_id=boot_id,
+                             now_ts=clock.timestamp(), at="2026-12-01T12:00:00+00:00", ttl=ttl) is None
+    repo.attach_lock(1, change, boot_id)
+    return change
+
+
+def _notices(sandbox) -> list:
+    return [m for m in sandbox.slack.channel_messages() if "stopped in the middle of a traffic change" in m.text]
+
+
+async def test_a_lock_left_by_a_killed_process_is_released_and_its_change_marked_interrupted(
+        traffic_bot, sandbox, clock):
+    first = await traffic_bot()
+    change = _leave_a_change_in_flight(first, clock, f"{socket.gethostname()}:{_dead_pid()}:cafe", ttl=120)
     blocked = await first.command("/cio ramp 20")
     assert "is changing traffic right now (ramp to 10%" in blocked.text
     await first.stop()
 
-    second = await traffic_bot()
+    second = await traffic_bot()  # the dead pid is seen at start: released at once, not after its lease
     assert second.store.traffic.change(change)["status"] == "interrupted"
     answer = await second.command("/cio ramp 20")
     assert "0% → 20%" in proposal(answer).text
+    await _until(lambda: _notices(sandbox))
+    (notice,) = _notices(sandbox)
+    assert "the ramp to 10%" in notice.text and "*not* what was asked" in notice.text  # LD still at 0%
+
+
+async def test_a_live_replica_keeps_its_lock_until_its_lease_runs_out(traffic_bot, sandbox, clock):
+    """Another host's process mid-change (a rolling deploy) is not declared dead by a new process;
+    if it stops renewing its lock, the lease runs out and only then is its change reported."""
+    bot = await traffic_bot(lock_seconds=10)
+    change = _leave_a_change_in_flight(bot, clock, "other-host:4242:beef", ttl=10)
+    await asyncio.sleep(0.5)  # a few sweeps
+    assert bot.store.traffic.change(change)["status"] == "started"
+    assert "is changing traffic right now" in (await bot.command("/cio ramp 20")).text
+    assert not _notices(sandbox)
+
+    bot.store.traffic.renew_lock(1, "other-host:4242:beef", clock.timestamp() + 10)  # it is alive: renews
+    clock.advance(seconds=6)
+    await asyncio.sleep(0.5)
+    assert bot.store.traffic.change(change)["status"] == "started"
+
+    clock.advance(seconds=5)  # no renewal for longer than the lease: that process is gone
+    await _until(lambda: _notices(sandbox))
+    assert bot.store.traffic.change(change)["status"] == "interrupted"
+    assert len(_notices(sandbox)) == 1
+    answer = await bot.command("/cio ramp 20")
+    assert "0% → 20%" in proposal(answer).text
+
+
+async def test_a_rollback_waiting_on_a_dead_replicas_lock_gets_through_when_the_lease_runs_out(
+        traffic_bot, sandbox, clock):
+    sandbox.launchdarkly.set_on(True)
+    sandbox.launchdarkly.set_rollout(50)
+    bot = await traffic_bot(lock_seconds=10, rollback_confirmation=False)
+    _leave_a_change_in_flight(bot, clock, "other-host:4242:beef", ttl=10)
+
+    async def lease_runs_out() -> None:
+        await asyncio.sleep(0.3)
+        clock.advance(seconds=11)
+
+    expire = asyncio.create_task(lease_runs_out())
+    answer = await bot.command("/cio rollback bounce spike")
+    await expire
+    assert "Verified: on, 50% to the new path → off" in answer.text
+    assert ld_of(bot).served_weight() == 0
+    await _until(lambda: _notices(sandbox))
 
 
 def test_sdk_sample_carries_the_bucket_by_attribute():

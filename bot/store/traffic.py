@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
@@ -134,7 +135,9 @@ class TrafficRepo:
         """Take the launch's lock. None when taken; else the row of whoever holds it."""
         with self.store.transaction():
             rows = self.store.query("SELECT * FROM traffic_locks WHERE launch_id = ?", (launch_id,))
-            if rows and rows[0]["expires_ts"] > now_ts:
+            # an expired lock with a change in flight stays until the sweep has marked the change
+            # interrupted and reported it (TrafficService.sweep_stale_locks), so none goes unsaid
+            if rows and (rows[0]["expires_ts"] > now_ts or rows[0]["change_id"]):
                 return rows[0]
             self.store.execute(
                 "INSERT INTO traffic_locks(launch_id, holder, what, change_id, boot_id, acquired_at, "
@@ -164,10 +167,23 @@ class TrafficRepo:
             (launch_id, boot_id, holder),
         )
 
-    def release_stale(self, boot_id: str, at: str) -> list[dict[str, Any]]:
-        """Locks left by an earlier process: release them, mark their changes interrupted."""
+    def renew_lock(self, launch_id: int, boot_id: str, expires_ts: float) -> bool:
+        """The holder is alive: push its lock's expiry on. False when the lock is no longer its own."""
+        cur = self.store.execute(
+            "UPDATE traffic_locks SET expires_ts = ? WHERE launch_id = ? AND boot_id = ?",
+            (expires_ts, launch_id, boot_id),
+        )
+        return cur.rowcount == 1
+
+    def release_stale(self, boot_id: str, at: str, now_ts: float,
+                      is_dead: Callable[[str], bool]) -> list[dict[str, Any]]:
+        """Locks whose process is gone: another boot's lock that has not been renewed in time
+        (expired) or whose process is known to be dead. Release them and mark their changes
+        interrupted; the lock of a live process (another replica mid-change) is left alone.
+        Returns the locks released (each once: a second sweeper finds nothing)."""
         with self.store.transaction():
-            stale = self.store.query("SELECT * FROM traffic_locks WHERE boot_id != ?", (boot_id,))
+            stale = [lock for lock in self.store.query("SELECT * FROM traffic_locks WHERE boot_id != ?", (boot_id,))
+                     if lock["expires_ts"] <= now_ts or is_dead(lock["boot_id"])]
             for lock in stale:
                 if lock["change_id"]:
                     self.store.execute(
@@ -176,7 +192,8 @@ class TrafficRepo:
                         "WHERE id = ? AND status = 'started'",
                         (at, lock["change_id"]),
                     )
-            self.store.execute("DELETE FROM traffic_locks WHERE boot_id != ?", (boot_id,))
+                self.store.execute("DELETE FROM traffic_locks WHERE launch_id = ? AND boot_id = ?",
+                                   (lock["launch_id"], lock["boot_id"]))
         return stale
 
     # -- changes ------------------------------------------------------------------------------
