@@ -75,6 +75,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot import blocks
+from bot.blocks import escape
 from bot.config import OPERATOR_ID, ConfigError, Settings
 from bot.errors import PermissionDenied, UserError
 from bot.health import HealthFinding
@@ -357,11 +358,6 @@ def _meta(alert_id: int, kind: str, step: int | None = None) -> dict[str, Any]:
     if step is not None:
         payload["step"] = step
     return {"event_type": META_EVENT, "event_payload": payload}
-
-
-def escape(text: str) -> str:
-    """Text shown as text in Slack mrkdwn (``&``, ``<``, ``>`` as entities): never a ping or a link."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def plain(text: str) -> str:

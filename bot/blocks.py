@@ -28,6 +28,12 @@ def truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def escape(text: str) -> str:
+    """Free text (a reason, a label) shown as text in Slack mrkdwn: ``&``, ``<`` and ``>`` as
+    entities, so it can never ping, link or mention."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def shown(text: str, limit: int = 40) -> str:
     """Someone's input quoted back to them: a code span, cut to ``limit`` characters, that no
     backtick, newline or control character can break out of."""

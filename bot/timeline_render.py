@@ -21,6 +21,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot import blocks
+from bot.blocks import escape
 from bot.health import HealthFinding
 from bot.timeline_plan import action_text, human, mention
 
@@ -42,11 +43,6 @@ ICONS = {
 def when(ts: float, zone: str, fmt: str = "{date_short_pretty} {time}") -> str:
     local = datetime.fromtimestamp(ts, UTC).astimezone(ZoneInfo(zone))
     return blocks.user_date(ts, local.strftime("%a %Y-%m-%d %H:%M %Z"), fmt)
-
-
-def escape(text: str) -> str:
-    """Free text (a rollback reason) shown as text: no mentions, links or channel pings."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def owners_text(owners: Sequence[str]) -> str:
