@@ -107,7 +107,9 @@ class Runtime:
         return runtime
 
     async def stop(self) -> None:
-        """Graceful: stop taking requests, let in-flight work finish, close the store."""
+        """Graceful: stop taking requests, let in-flight work finish, close the store. Once."""
+        if self._stopped.is_set():
+            return
         for task in self.loop_tasks:
             task.cancel()
         for task in self.loop_tasks:
