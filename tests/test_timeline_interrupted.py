@@ -58,3 +58,22 @@ async def test_an_action_within_its_lease_is_left_alone(timeline_bot, clock):
     assert row()["state"] == "posted" and row()["action_state"] == "done" and row()["action_interrupted_ts"] is None
     assert [m for m in bot.slack.messages if "restart" in m.text] == []
     assert len(milestone_posts(bot.slack, "T-24h")) == 1
+
+
+async def test_the_action_is_done_only_once_its_checks_have_finished(timeline_bot, clock):
+    """``done`` means the staging checks ran to the end: a process killed while they run leaves the
+    action ``started``, which is what the restart notice is built on."""
+    clock.set(utc("2026-12-01T12:00:00+00:00"))
+    bot = await timeline_bot()
+    await bot.command("/cio golive 2026-12-03T12:00Z")
+    seen = []
+
+    async def on_completed(p):
+        seen.append((p["environment"], p["source"], bot.store.timeline.milestones(1)[0]["action_state"]))
+
+    bot.services.events.subscribe("checks.completed", on_completed)
+    clock.set(T24)
+    assert await bot.services.timeline.tick() == 1
+    await bot.services.idle(timeout=30)
+    assert seen == [("staging", "timeline", "started")]
+    assert bot.store.timeline.milestones(1)[0]["action_state"] == "done"
