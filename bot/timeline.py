@@ -31,8 +31,9 @@ runs leaves it ``started``: every tick (so also at start-up) looks for actions a
 started more than ``action_lease_seconds`` ago, and one process (compare-and-set) moves each to
 the late actions' path: ``awaiting`` an operator, with a notice in the milestone's thread saying
 that the bot restarted while running it, that it is not known whether it finished, and offering
-Run / Skip. It is never re-run by itself: the checks may have half-run, and the operator decides. A rollback pauses the
-timeline (``traffic.rolled_back``); ``/cio golive resume`` resumes it.
+Run / Skip. It is never re-run by itself: the checks may have half-run, and the operator decides.
+
+A rollback pauses the timeline (``traffic.rolled_back``); ``/cio golive resume`` resumes it.
 
 Events: publishes ``timeline.milestone`` after each post and ``timeline.action`` for the
 milestone's action (``readiness_check:staging``, ``smoke_test``, ``review``); subscribes to
