@@ -22,6 +22,9 @@ Event names in use (payloads are plain dicts):
   ``review`` (T+24h) for the review;
   actions set in ``[[timeline.milestones]]`` of CIO_CONFIG are published the same way. A late
   action (beyond ``[timeline] grace_minutes``) is published only after an operator confirms it.
+  A subscriber returns when its job is finished (the timeline publishes from a background task
+  and records the action as done only then; one still running after ``[timeline]
+  action_lease_seconds`` in a process that died is offered to an operator to run again).
 """
 
 from __future__ import annotations

@@ -675,7 +675,9 @@ class ReadinessService:
         return StatusSection("Readiness", lines)
 
     async def on_timeline_action(self, payload: dict[str, Any]) -> None:
-        """``timeline.action``: ``readiness_check:staging`` and ``smoke_test`` runs."""
+        """``timeline.action``: ``readiness_check:staging`` and ``smoke_test`` runs. Returns when the run
+        has finished (the timeline publishes from a background task): the timeline records the action
+        as done only then, so a run killed half-way is reported after a restart instead of lost."""
         action = str(payload.get("action") or "")
         if action == "readiness_check:staging":
             environment, cats = "staging", []
@@ -688,13 +690,9 @@ class ReadinessService:
             log.warning("timeline action %s has no channel and CIO_LAUNCH_CHANNEL is not set", action)
             return
         launch = payload.get("launch_id")
-        coro = self.run_in_channel(str(channel), environment=environment, categories=cats, actor="timeline",
-                                   source="timeline", thread_ts=payload.get("thread_ts") or None,
-                                   launch_id=int(launch) if launch is not None else None)
-        if self._spawn is not None:
-            self._spawn(coro, name=f"readiness.{action}")
-        else:
-            await coro
+        await self.run_in_channel(str(channel), environment=environment, categories=cats, actor="timeline",
+                                  source="timeline", thread_ts=payload.get("thread_ts") or None,
+                                  launch_id=int(launch) if launch is not None else None)
 
 
 def configure(services: Services) -> None:

@@ -23,8 +23,17 @@ that history cannot be read (Slack down, the ``channels:history`` scope missing)
 post without looking: at least once, never silently never.
 
 Late milestones (downtime, a pause) are posted late and say by how much; an action more
-than ``grace_minutes`` late waits for an operator's confirmation. A rollback pauses the
-timeline (``traffic.rolled_back``); ``/cio golive resume`` resumes it.
+than ``grace_minutes`` late waits for an operator's confirmation.
+
+A milestone's action runs in the process that posted it, recorded with it (``action_worker``,
+``action_started_ts``) in the same UPDATE that records the post. A process killed while the action
+runs leaves it ``started``: every tick (so also at start-up) looks for actions another process
+started more than ``action_lease_seconds`` ago, and one process (compare-and-set) moves each to
+the late actions' path: ``awaiting`` an operator, with a notice in the milestone's thread saying
+that the bot restarted while running it, that it is not known whether it finished, and offering
+Run / Skip. It is never re-run by itself: the checks may have half-run, and the operator decides.
+
+A rollback pauses the timeline (``traffic.rolled_back``); ``/cio golive resume`` resumes it.
 
 Events: publishes ``timeline.milestone`` after each post and ``timeline.action`` for the
 milestone's action (``readiness_check:staging``, ``smoke_test``, ``review``); subscribes to
@@ -54,6 +63,8 @@ from bot.timeline_plan import MAX_AHEAD, MIN_LEAD, TimelineConfig, When, human, 
 from bot.timeline_render import (
     Gate,
     escape,
+    interrupted_blocks,
+    interrupted_resolved_blocks,
     milestone_blocks,
     plan_blocks,
     resolved_blocks,
@@ -90,6 +101,9 @@ class TimelineService:
         self.after_claim: Callable[[dict[str, Any]], Awaitable[None]] | None = None
         #: called after Slack accepted a post and before it is recorded; None in production
         self.after_post: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+        #: called when a milestone's action has started (and is recorded so) and before it is
+        #: published; None in production (a test holds it there to kill the process mid-action)
+        self.in_action: Callable[[dict[str, Any]], Awaitable[None]] | None = None
 
     # -- helpers ------------------------------------------------------------------------------------
     @property
@@ -314,7 +328,8 @@ class TimelineService:
                                          now=now_iso):
             raise UserError(f"{m['label']} was answered a moment ago by someone else; nothing was run again.")
         self.repo.log(m["launch_id"], m["plan_no"], at=now_iso, actor=user_id, kind="confirmed",
-                      detail=f"ran the late {m['label']} ({m['action']})")
+                      detail=f"ran the interrupted {m['label']} again ({m['action']})"
+                      if m.get("action_interrupted_ts") else f"ran the late {m['label']} ({m['action']})")
         await self._resolved_message(m, timeline, user_id=user_id, ran=True)
         self.services.spawn(self._run_action(m, m["message_ts"], timeline["channel_id"], final="confirmed"),
                             name=f"timeline-action-{m['id']}")
@@ -327,22 +342,91 @@ class TimelineService:
                                          now=now_iso):
             raise UserError(f"{m['label']} was already answered; nothing changed.")
         self.repo.log(m["launch_id"], m["plan_no"], at=now_iso, actor=user_id, kind="skipped",
-                      detail=f"skipped the late {m['label']} ({m['action']})")
+                      detail=f"skipped the interrupted {m['label']} ({m['action']})"
+                      if m.get("action_interrupted_ts") else f"skipped the late {m['label']} ({m['action']})")
         await self._resolved_message(m, timeline, user_id=user_id, ran=False)
         return Outcome(f"Skipped {m['label']} ({m['name']}).")
 
     async def _resolved_message(self, m: dict[str, Any], timeline: dict[str, Any], *, user_id: str,
                                 ran: bool) -> None:
-        text, blocks = resolved_blocks(m, timeline, user_id=user_id, ran=ran, at_ts=self.clock.timestamp())
+        """Take the buttons away: from the milestone's message (a late action) or from the thread
+        notice (an action interrupted by a restart; the milestone's message never had any)."""
+        if m.get("action_interrupted_ts"):
+            ts = m.get("action_notice_ts")
+            if not ts:
+                return
+            text, blocks = interrupted_resolved_blocks(m, timeline, user_id=user_id, ran=ran,
+                                                       at_ts=self.clock.timestamp())
+        else:
+            ts = m["message_ts"]
+            text, blocks = resolved_blocks(m, timeline, user_id=user_id, ran=ran, at_ts=self.clock.timestamp())
         try:
-            await self.services.slack.update_message(timeline["channel_id"], m["message_ts"], text, blocks)
+            await self.services.slack.update_message(timeline["channel_id"], ts, text, blocks)
         except ProviderError as exc:
-            log.warning("could not update the late milestone's message: %s", exc)
+            log.warning("could not update the message with %s's buttons: %s", m["label"], exc)
+
+    # -- interrupted actions ------------------------------------------------------------------------
+    async def recover_interrupted(self) -> int:
+        """Actions another process started and never finished within ``action_lease_s`` (it was killed,
+        or a deploy stopped it): not re-run, but handed to an operator with a notice in the milestone's
+        thread. Only one process wins each (compare-and-set). Returns how many notices were posted."""
+        now = self.clock.timestamp()
+        posted = 0
+        for m in self.repo.interrupted_actions(now=now, worker=self.worker_id,
+                                               action_lease_s=self.config.action_lease_s):
+            if m["state"] == "posted":
+                now_iso = self._now_iso()
+                with self.services.store.transaction():
+                    if not self.repo.take_interrupted(m["id"], self.worker_id, now=now,
+                                                      action_lease_s=self.config.action_lease_s,
+                                                      notice_lease_s=self.config.lease_s):
+                        continue  # another process took it a moment ago, or it finished after all
+                    started = m.get("action_started_ts") or m.get("posted_ts")
+                    self.repo.log(m["launch_id"], m["plan_no"], at=now_iso, actor="", kind="interrupted",
+                                  detail=f"the bot restarted while running {m['label']} ({m['action']}); not "
+                                         "known whether it finished: waiting for an operator to run it again "
+                                         "or skip it")
+                    timeline = self.repo.get(m["launch_id"])
+                    self.services.store.audit.record(
+                        user_id=None, channel_id=timeline["channel_id"] if timeline else None, kind="system",
+                        action=f"timeline {m['label']}", outcome="action interrupted by a restart; waiting for "
+                                                                 "an operator",
+                        detail={"milestone": m["key"], "action": m["action"], "worker": m.get("action_worker"),
+                                "started_ts": started, "message_ts": m["message_ts"], "found_by": self.worker_id})
+                log.warning("milestone %s: its action %s was started by %s and never finished; waiting for an "
+                            "operator", m["label"], m["action"], m.get("action_worker") or "an earlier version")
+            elif not self.repo.retake_notice(m["id"], now=now, notice_lease_s=self.config.lease_s):
+                continue
+            fresh = self.repo.milestone(m["id"])
+            if fresh is not None and await self._post_interrupted_notice(fresh):
+                posted += 1
+        return posted
+
+    async def _post_interrupted_notice(self, m: dict[str, Any]) -> bool:
+        timeline = self.repo.get(m["launch_id"])
+        assert timeline is not None
+        text, blocks = interrupted_blocks(m, timeline, started_ts=m.get("action_started_ts") or m.get("posted_ts"))
+        try:
+            ts = await asyncio.wait_for(
+                self.services.slack.post_message(timeline["channel_id"], text, blocks, thread_ts=m["message_ts"],
+                                                 retry_unsafe=False),
+                self.config.post_timeout_s)
+        except (ProviderError, TimeoutError) as exc:
+            # the notice's lease runs out and the next tick (here or elsewhere) posts it
+            log.warning("the notice about %s's interrupted action was not posted (%s); retrying in %.0f s",
+                        m["label"], exc, self.config.lease_s)
+            return False
+        self.repo.record_notice(m["id"], ts)
+        return True
 
     # -- the scheduler ------------------------------------------------------------------------------
     async def tick(self) -> int:
         """Post every milestone that is due now (catching up in order). Returns how many were posted."""
         async with self._tick_lock:
+            try:
+                await self.recover_interrupted()
+            except Exception:
+                log.exception("looking for interrupted milestone actions failed")
             posted = 0
             limit = asyncio.Semaphore(self.config.concurrency)
 
@@ -469,12 +553,16 @@ class TimelineService:
         return None
 
     async def _run_action(self, m: dict[str, Any], thread_ts: str, channel_id: str, *, final: str) -> None:
+        if self.in_action is not None:
+            await self.in_action(m)
         await self.services.events.publish("timeline.action", {
             "launch_id": m["launch_id"], "milestone": m["key"], "action": m["action"],
             "channel_id": channel_id, "thread_ts": thread_ts,
         })
-        if final == "done":
-            self.repo.set_action_state(m["id"], "done", expect=("started",))
+        if final == "done" and not self.repo.set_action_state(m["id"], "done", expect=("started",)):
+            log.warning("%s's action finished after another process took it for interrupted (it ran longer "
+                        "than action_lease_seconds, %.0f s); an operator was asked to run it again or skip it",
+                        m["label"], self.config.action_lease_s)
 
     # -- reading ------------------------------------------------------------------------------------
     def view(self, channel_id: str) -> tuple[str, list[Any]]:
@@ -509,7 +597,11 @@ class TimelineService:
         else:
             lines.append("Every milestone has come due.")
         for m in waiting:
-            lines.append(f":raised_hand: {m['label']} waits for an operator to run or skip it.")
+            if m.get("action_interrupted_ts"):
+                lines.append(f":warning: {m['label']}'s action was interrupted by a restart (not known whether it "
+                             "finished); it waits for an operator to run it again or skip it.")
+            else:
+                lines.append(f":raised_hand: {m['label']} waits for an operator to run or skip it.")
         return StatusSection("Go-live timeline", lines)
 
 

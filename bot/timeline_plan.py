@@ -10,6 +10,8 @@ CIO_CONFIG (every key optional)::
     heads_up_minutes = 10        # a heads-up this long before T-0 (0 = none, the default)
     grace_minutes = 15           # an action later than this waits for an operator to confirm it
     claim_lease_seconds = 120    # a claim whose process died is taken over after this
+    action_lease_seconds = 300   # an action (checks, smoke tests) whose process died is announced
+                                 # after this, with Run / Skip: keep it longer than [checks] deadline_seconds
     post_timeout_seconds = 30    # one post's time limit (at most half the lease)
     tick_seconds = 5             # the scheduler's longest sleep (it wakes on time regardless)
     post_concurrency = 16        # posts in flight at once (many launches due together)
@@ -145,6 +147,8 @@ class TimelineConfig:
     heads_up_minutes: int = 0
     grace_s: int = 15 * 60
     lease_s: float = 120.0
+    #: an action still running after this long in another process is taken for abandoned
+    action_lease_s: float = 300.0
     tick_s: float = 5.0
     post_timeout_s: float = 30.0
     concurrency: int = 16
@@ -237,6 +241,7 @@ class TimelineConfig:
             heads_up_minutes=heads_up,
             grace_s=int(table.number("grace_minutes", 15, 0, 7 * 24 * 60) * 60),
             lease_s=lease_s,
+            action_lease_s=table.number("action_lease_seconds", 300, 60, 7 * 24 * 3600),
             tick_s=table.number("tick_seconds", 5, 0.05, 300),
             post_timeout_s=post_timeout_s,
             concurrency=table.integer("post_concurrency", 16, 1, 256),

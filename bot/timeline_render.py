@@ -173,15 +173,45 @@ def milestone_blocks(m: dict[str, Any], timeline: dict[str, Any], *, late_s: flo
     return text, out
 
 
-def confirmation_buttons(m: dict[str, Any]) -> ActionsBlock:
+def confirmation_buttons(m: dict[str, Any], *, interrupted: bool = False) -> ActionsBlock:
+    title, more = ("Run it again?", " It may have run, in part or in full, before the restart.") if interrupted \
+        else ("Run a late milestone?", "")
     return ActionsBlock(block_id=f"timeline-late:{m['id']}", elements=[
-        ButtonElement(text=PlainTextObject(text="Run it now"), action_id="timeline_run_late",
-                      value=str(m["id"]), style="primary",
-                      confirm=ConfirmObject(title="Run a late milestone?",
-                                            text=f"{m['label']} · {m['name']}: {action_text(m['action'])}.",
+        ButtonElement(text=PlainTextObject(text="Run it again" if interrupted else "Run it now"),
+                      action_id="timeline_run_late", value=str(m["id"]), style="primary",
+                      confirm=ConfirmObject(title=title,
+                                            text=f"{m['label']} · {m['name']}: {action_text(m['action'])}.{more}",
                                             confirm="Run it", deny="Back")),
         ButtonElement(text=PlainTextObject(text="Skip"), action_id="timeline_skip", value=str(m["id"])),
     ])
+
+
+def interrupted_blocks(m: dict[str, Any], timeline: dict[str, Any], *,
+                       started_ts: float | None) -> tuple[str, list[Block]]:
+    """The thread notice of an action whose process died while running it: Run / Skip."""
+    zone = timeline["timezone"]
+    what = action_text(m["action"])
+    since = f", started {when(started_ts, zone, '{date_short_pretty} {time}')}" if started_ts else ""
+    body = (f":warning: *The bot restarted while running {m['label']} · {m['name']}* ({what}{since}). "
+            "I do not know whether it finished: anything it reported is above in this thread. "
+            "I have not run it again by myself. A launch operator can run it again now or skip it.")
+    text = (f"{m['label']} · {m['name']}: the bot restarted while running its action; it is not known "
+            "whether it finished. Waiting for an operator to run it again or skip it.")
+    return text, [blocks.section(body), confirmation_buttons(m, interrupted=True)]
+
+
+def interrupted_resolved_blocks(m: dict[str, Any], timeline: dict[str, Any], *, user_id: str, ran: bool,
+                                at_ts: float) -> tuple[str, list[Block]]:
+    """The interrupted action's notice once an operator answered (buttons gone)."""
+    zone = timeline["timezone"]
+    at = when(at_ts, zone, "{time}")
+    what = action_text(m["action"])
+    head = f":warning: The bot restarted while running {m['label']} · {m['name']} ({what})."
+    tail = (f"Run again on confirmation by <@{user_id}> {at}. Results follow in this thread." if ran else
+            f"Skipped by <@{user_id}> {at}: it was not run again.")
+    text = f"{m['label']} · {m['name']}: interrupted by a restart; " + \
+        (f"run again on confirmation by <@{user_id}>" if ran else f"skipped by <@{user_id}>")
+    return text, [blocks.section(f"{head}\n{tail}")]
 
 
 def resolved_blocks(m: dict[str, Any], timeline: dict[str, Any], *, user_id: str, ran: bool,
@@ -218,7 +248,10 @@ def timeline_view(timeline: dict[str, Any] | None, milestones: Sequence[dict[str
         if st in ("skipped",) and m.get("resolved_by"):
             line += f" by <@{m['resolved_by']}>"
         elif m.get("action_state") == "confirmed" and m.get("resolved_by"):
-            line += f", run on confirmation by <@{m['resolved_by']}>"
+            line += f", run {'again ' if m.get('action_interrupted_ts') else ''}on confirmation by " \
+                    f"<@{m['resolved_by']}>"
+        if m.get("action_interrupted_ts"):
+            line += " (the bot restarted while its action ran)"
         if m.get("note") and st in ("skipped", "cancelled"):
             line += f" — {m['note']}"
         lines.append(line)

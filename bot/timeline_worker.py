@@ -17,7 +17,9 @@ stdin, one per line, answering on stdout:
 ``CIO_WORKER_HOLD_AFTER_CLAIM=<milestone key>`` (driven mode only) makes the process print
 ``claimed <key>`` after claiming that milestone and then hold the claim without posting, so
 a test can SIGKILL it between the claim and the post; ``CIO_WORKER_HOLD_AFTER_POST=<key>``
-holds after Slack accepted the post and before the database records it (``posted <key>``).
+holds after Slack accepted the post and before the database records it (``posted <key>``);
+``CIO_WORKER_HOLD_IN_ACTION=<key>`` holds once the milestone is posted and recorded and its
+action has started, before the action finishes (``acting <key>``).
 """
 
 from __future__ import annotations
@@ -61,6 +63,14 @@ async def _driven(services: Services, clock: FakeClock) -> None:
                 await asyncio.Event().wait()  # Slack has it, the database does not: kill here
 
         timeline.after_post = hold_post
+    hold_action = os.environ.get("CIO_WORKER_HOLD_IN_ACTION")
+    if hold_action:
+        async def hold_in_action(m: dict[str, Any]) -> None:
+            if m["key"] == hold_action:
+                _say(f"acting {m['key']}")
+                await asyncio.Event().wait()  # posted and recorded, the action not finished: kill here
+
+        timeline.in_action = hold_in_action
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)

@@ -76,3 +76,35 @@ def test_probe(tmp_path):
     assert probe(tmp_path / "ok.db") == (True, "ok")
     (tmp_path / "dir.db").mkdir()
     assert probe(tmp_path / "dir.db")[0] is False
+
+
+def test_timeline_v1_database_learns_who_runs_an_action(tmp_path):
+    """v2 of the timeline domain: an action started before the upgrade counts as started at its post."""
+    import sqlite_utils
+
+    from bot.store.timeline import MIGRATIONS
+
+    path = tmp_path / "v1.db"
+    db = sqlite_utils.Database(path)
+    db.execute("CREATE TABLE schema_versions (domain TEXT PRIMARY KEY, version INTEGER NOT NULL, "
+               "applied_at TEXT NOT NULL)")
+    MIGRATIONS[0](db)
+    db.execute("INSERT INTO schema_versions VALUES ('timeline', 1, '2026-01-01T00:00:00+00:00')")
+    db["timeline_milestones"].insert_all([
+        {"launch_id": 1, "plan_no": 1, "key": "t-24h", "state": "posted", "due_ts": 100.0, "posted_ts": 160.0,
+         "action_state": "started"},
+        {"launch_id": 1, "plan_no": 1, "key": "t-1h", "state": "posted", "due_ts": 200.0, "posted_ts": 200.0,
+         "action_state": "none"},
+    ])
+    db.conn.commit()
+    db.conn.close()
+    store = Store(path)
+    assert store.schema_versions()["timeline"] == len(MIGRATIONS) >= 2
+    rows = {m["key"]: m for m in store.timeline.milestones(1)}
+    assert rows["t-24h"]["action_started_ts"] == 160.0 and rows["t-24h"]["action_worker"] is None
+    assert rows["t-1h"]["action_started_ts"] is None
+    # found as interrupted by any process once the lease has run out, never before
+    assert store.timeline.interrupted_actions(now=459.0, worker="w", action_lease_s=300) == []
+    [found] = store.timeline.interrupted_actions(now=460.0, worker="w", action_lease_s=300)
+    assert found["key"] == "t-24h"
+    store.close()

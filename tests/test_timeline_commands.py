@@ -225,6 +225,7 @@ async def test_config_overrides_milestones(timeline_bot, clock):
     ({"heads_up_minutes": 60}, None, "falls on the same instant"),
     ({}, [{"key": "t0", "action": "Run Stuff!"}], "action must be a name"),
     ({"claim_lease_seconds": 30, "post_timeout_seconds": 20}, None, "at least twice post_timeout_seconds"),
+    ({"action_lease_seconds": 10}, None, "action_lease_seconds in CIO_CONFIG must be a number from 60"),
 ])
 def test_bad_timeline_config_stops_start_up_with_a_sentence(tmp_path, timeline, milestones, sentence):
     path = tmp_path / "cio.toml"

@@ -1,11 +1,13 @@
 """Exactly one post per milestone across SIGKILL and restarts, and with two processes on one
-database. The scheduler runs in subprocesses (``python -m bot.timeline_worker`` driven over
-stdin, with a fake clock) against the same SQLite file and this test's FakeSlack."""
+database; an action killed half-way is handed to an operator, once. The scheduler runs in
+subprocesses (``python -m bot.timeline_worker`` driven over stdin, with a fake clock) against
+the same SQLite file and this test's FakeSlack."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -13,6 +15,8 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from bot.sandbox.slack import FakeSlack, Message
+from bot.sandbox.world import SANDBOX_VIEWER
 from tests.timeline_helpers import milestone_posts, utc
 
 pytest_plugins = ["tests.fixtures_timeline"]
@@ -40,7 +44,7 @@ class Worker:
 
     @classmethod
     async def start(cls, sandbox, db: Path, log: Path, *, hold: str | None = None,
-                    hold_posted: str | None = None) -> Worker:
+                    hold_posted: str | None = None, hold_action: str | None = None) -> Worker:
         env = {**os.environ, **sandbox.env(), "CIO_DB_PATH": str(db), "CIO_WORKER_CONTROL": "stdin",
                "PYTHONPATH": str(ROOT)}
         env.pop("CIO_CONFIG", None)
@@ -48,6 +52,8 @@ class Worker:
             env["CIO_WORKER_HOLD_AFTER_CLAIM"] = hold
         if hold_posted:
             env["CIO_WORKER_HOLD_AFTER_POST"] = hold_posted
+        if hold_action:
+            env["CIO_WORKER_HOLD_IN_ACTION"] = hold_action
         with log.open("ab") as err:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bot.timeline_worker", env=env, cwd=str(ROOT),
@@ -224,3 +230,149 @@ async def test_history_unreadable_means_at_least_once_not_never(tmp_path, sandbo
     sandbox.slack.fail("conversations.history", status=200, body={"ok": False, "error": "missing_scope"})
     assert await _tick_after_the_lease(sandbox, db, log) == 1
     assert len(milestone_posts(sandbox.slack, "T-24h")) == 1
+
+
+# -- an action killed half-way ---------------------------------------------------------------------
+#: the workers run without CIO_CONFIG: [timeline] action_lease_seconds is its default, 300
+LEASE_OVER = "2026-12-02T12:05:00+00:00"
+
+
+def _notices(slack: FakeSlack, thread_ts: str) -> list[Message]:
+    """The thread notices that an action was interrupted by a restart."""
+    return [m for m in slack.messages if m.kind == "message" and m.thread_ts == thread_ts
+            and "restart" in m.text]
+
+
+async def _kill_mid_action(sandbox, db: Path, log: Path) -> tuple[str, Message]:
+    """A worker posts T-24h, starts its action (the staging checks) and is SIGKILLed there."""
+    async with running(sandbox, db, log, hold_action="t-24h") as worker:
+        await worker.at(DUE["T-24h"])
+        worker.send("tick")
+        said = {await worker.read(), await worker.read()}
+        assert said == {"ticked 1", "acting t-24h"}, said
+        await worker.kill()
+    (post,) = milestone_posts(sandbox.slack, "T-24h")
+    row = _rows(db)["T-24h"]
+    assert row["state"] == "posted" and row["message_ts"] == post.ts
+    assert row["action_state"] == "started" and row["action_worker"] == worker.id
+    return worker.id, post
+
+
+async def test_sigkill_while_an_action_runs_hands_it_to_an_operator_once(tmp_path, sandbox, timeline_bot, clock):
+    db = await _plan(timeline_bot, clock)
+    log = tmp_path / "workers.log"
+    slack = sandbox.slack
+    _, post = await _kill_mid_action(sandbox, db, log)
+
+    async with running(sandbox, db, log) as second:
+        await second.at("2026-12-02T12:04:59+00:00")
+        assert await second.tick() == 0
+        assert _notices(slack, post.ts) == [], "within the action lease nobody takes the action for dead"
+        assert _rows(db)["T-24h"]["action_state"] == "started"
+        await second.at(LEASE_OVER)
+        assert await second.tick() == 0, "no milestone is posted again"
+        (notice,) = _notices(slack, post.ts)
+        assert await second.tick() == 0
+        await second.at("2026-12-02T13:00:00+00:00")
+        assert await second.tick() == 0
+        await second.quit()
+    assert _notices(slack, post.ts) == [notice], "one notice"
+    assert "the bot restarted while running its action; it is not known whether it finished" in notice.text
+    body = json.dumps(notice.blocks)
+    assert "I do not know whether it finished" in body and "not run it again by myself" in body
+    assert [(b["action_id"], b["text"]["text"]) for b in _buttons(notice)] == [
+        ("timeline_run_late", "Run it again"), ("timeline_skip", "Skip")]
+    row = _rows(db)["T-24h"]
+    assert row["state"] == "awaiting" and row["action_state"] == "waiting"
+    assert row["action_notice_ts"] == notice.ts
+    assert milestone_posts(slack, "T-24h") == [post], "the milestone is not posted twice"
+
+    # the bot (with its Slack endpoint) runs again: the buttons work, once, for operators only
+    clock.set(utc("2026-12-02T13:00:00+00:00"))
+    bot = await timeline_bot()
+    actions = []
+
+    async def on_action(p):
+        actions.append(p)
+
+    bot.services.events.subscribe("timeline.action", on_action)
+    assert "run it again or skip it" in (await bot.command("/cio status")).all_text()
+    refused = await bot.click(notice, "timeline_run_late", user=SANDBOX_VIEWER)
+    assert "Only launch operators" in refused.text and actions == []
+    ran = await bot.click(notice, "timeline_run_late")
+    assert "Running T-24h" in ran.text
+    await bot.services.idle(timeout=30)
+    assert [(a["action"], a["thread_ts"]) for a in actions] == [("readiness_check:staging", post.ts)]
+    answered = json.dumps(slack.find("C0LAUNCH01", notice.ts).blocks)
+    assert "Run again on confirmation by <@U0OPERATOR>" in answered and "timeline_run_late" not in answered
+    # a second press (a stale copy of the message, a double click) runs nothing again
+    stale = str(_rows(db)["T-24h"]["id"])
+    assert "already answered" in (await bot.press("timeline_run_late", stale, message_ts=notice.ts)).text
+    assert "already answered" in (await bot.press("timeline_skip", stale, message_ts=notice.ts)).text
+    assert len(actions) == 1
+    view = (await bot.command("/cio timeline")).all_text()
+    assert "run again on confirmation by <@U0OPERATOR> (the bot restarted while its action ran)" in view
+    assert "the bot restarted while running T-24h (readiness_check:staging)" in view
+    assert "ran the interrupted T-24h again" in view
+    audit = [a for a in bot.store.audit.recent(50) if a["outcome"].startswith("action interrupted")]
+    assert len(audit) == 1 and audit[0]["action"] == "timeline T-24h"
+    assert _notices(slack, post.ts) == [notice] and milestone_posts(slack, "T-24h") == [post]
+    row = _rows(db)["T-24h"]
+    assert row["state"] == "posted" and row["action_state"] == "confirmed" and row["resolved_by"] == "U0OPERATOR"
+
+
+async def test_two_processes_find_the_interrupted_action_and_one_posts_the_notice(tmp_path, sandbox, timeline_bot,
+                                                                                   clock):
+    db = await _plan(timeline_bot, clock)
+    log = tmp_path / "workers.log"
+    dead, post = await _kill_mid_action(sandbox, db, log)
+    async with running(sandbox, db, log) as a, running(sandbox, db, log) as b:
+        for instant in (LEASE_OVER, "2026-12-02T12:05:01+00:00", "2026-12-02T12:30:00+00:00"):
+            await asyncio.gather(a.at(instant), b.at(instant))
+            a.send("tick")
+            b.send("tick")
+            assert [await w.read() for w in (a, b)] == ["ticked 0", "ticked 0"]
+        await asyncio.gather(a.quit(), b.quit())
+    assert len(_notices(sandbox.slack, post.ts)) == 1
+    assert milestone_posts(sandbox.slack) == [post]
+    row = _rows(db)["T-24h"]
+    assert row["state"] == "awaiting" and row["action_state"] == "waiting" and row["action_worker"] == dead
+    from bot.store import Store
+
+    store = Store(db)
+    try:
+        found = [json.loads(a["detail"]) for a in store.audit.recent(50)
+                 if a["outcome"].startswith("action interrupted")]
+        history = [h for h in store.timeline.history(1) if h["kind"] == "interrupted"]
+    finally:
+        store.close()
+    assert len(found) == 1 and len(history) == 1
+    assert found[0]["worker"] == dead and found[0]["found_by"] in (a.id, b.id)
+
+
+async def test_a_notice_slack_refused_is_posted_by_a_later_tick_once(tmp_path, sandbox, timeline_bot, clock):
+    db = await _plan(timeline_bot, clock)
+    log = tmp_path / "workers.log"
+    _, post = await _kill_mid_action(sandbox, db, log)
+    sandbox.slack.fail("chat.postMessage", status=200, body={"ok": False, "error": "fatal_error"})
+    async with running(sandbox, db, log) as second:
+        await second.at(LEASE_OVER)
+        assert await second.tick() == 0
+        assert _notices(sandbox.slack, post.ts) == []
+        row = _rows(db)["T-24h"]
+        assert row["state"] == "awaiting" and row["action_notice_ts"] is None, "taken, announced later"
+        await second.kill()  # and the process that took it dies too
+    async with running(sandbox, db, log) as third:
+        await third.at("2026-12-02T12:06:59+00:00")
+        assert await third.tick() == 0
+        assert _notices(sandbox.slack, post.ts) == [], "the notice's lease (the claim lease, 120 s) holds"
+        await third.at("2026-12-02T12:07:00+00:00")
+        assert await third.tick() == 0
+        assert await third.tick() == 0
+        await third.quit()
+    (notice,) = _notices(sandbox.slack, post.ts)
+    assert _rows(db)["T-24h"]["action_notice_ts"] == notice.ts
+
+
+def _buttons(message: Message) -> list[dict]:
+    return [e for b in message.blocks if b.get("type") == "actions" for e in b.get("elements", [])]

@@ -14,7 +14,14 @@
   runs out; a failed post sets the lease to the retry instant. Only the earliest open
   milestone of a launch is claimable, so a launch's milestones post in order even when
   several are caught up at once or several processes share the database.
-- ``timeline_history``: planned, re-planned, paused, resumed, cancelled, confirmed, skipped.
+  A milestone's action (``action_state``): ``none`` | ``started`` (a process runs it now:
+  ``action_worker``, since ``action_started_ts``) --> ``done``; a late one is ``waiting`` for an
+  operator --> ``confirmed`` | ``declined``. An action still ``started`` long after it began
+  (its process died) is *interrupted*: one process (compare-and-set) moves it to ``awaiting`` /
+  ``waiting`` and posts a notice with Run / Skip in the milestone's thread; the notice's post is
+  leased like a claim (``action_notice_until``) and recorded in ``action_notice_ts``.
+- ``timeline_history``: planned, re-planned, paused, resumed, cancelled, interrupted, confirmed,
+  skipped.
 """
 
 from __future__ import annotations
@@ -93,7 +100,20 @@ def _v1(db: sqlite_utils.Database) -> None:
     db["timeline_history"].create_index(["launch_id", "id"])
 
 
-MIGRATIONS = [_v1]
+def _v2(db: sqlite_utils.Database) -> None:
+    """Who runs a milestone's action and since when, so an action whose process died is found."""
+    table = db["timeline_milestones"]
+    table.add_column("action_worker", str)  # the process (worker id) that runs the action
+    table.add_column("action_started_ts", float)  # when it started
+    table.add_column("action_interrupted_ts", float)  # when it was found abandoned (the bot restarted)
+    table.add_column("action_notice_ts", str)  # the thread notice that offers Run / Skip
+    table.add_column("action_notice_until", float)  # lease on posting that notice
+    # actions started before this version: their start is their post
+    db.execute("UPDATE timeline_milestones SET action_started_ts = posted_ts WHERE action_state = 'started'")
+    table.create_index(["action_state"])
+
+
+MIGRATIONS = [_v1, _v2]
 
 # A milestone may be claimed when it is due (or its lease ran out) and no earlier milestone
 # of the same plan is still open: a launch's milestones go out in order.
@@ -272,11 +292,15 @@ class TimelineRepo:
 
     def mark_posted(self, milestone_id: int, worker: str, *, message_ts: str, posted_ts: float, late_s: float,
                     state: str, action_state: str, note: str = "") -> bool:
-        """Record the post (one small autocommit UPDATE). False if the claim was no longer ours."""
+        """Record the post (one small autocommit UPDATE). False if the claim was no longer ours.
+        A ``started`` action is recorded as run by ``worker`` from ``posted_ts`` in the same UPDATE."""
+        started = action_state == "started"
         cur = self.store.execute(
             "UPDATE timeline_milestones SET state = ?, message_ts = ?, posted_ts = ?, late_s = ?, "
-            "action_state = ?, note = ?, last_error = NULL WHERE id = ? AND claimed_by = ? AND state = 'claimed'",
-            (state, message_ts, posted_ts, late_s, action_state, note, milestone_id, worker),
+            "action_state = ?, action_worker = ?, action_started_ts = ?, note = ?, last_error = NULL "
+            "WHERE id = ? AND claimed_by = ? AND state = 'claimed'",
+            (state, message_ts, posted_ts, late_s, action_state, worker if started else None,
+             posted_ts if started else None, note, milestone_id, worker),
         )
         return cur.rowcount == 1
 
@@ -309,6 +333,53 @@ class TimelineRepo:
             f"UPDATE timeline_milestones SET action_state = ? WHERE id = ? "
             f"AND action_state IN ({','.join('?' * len(expect))})",
             (action_state, milestone_id, *expect),
+        )
+        return cur.rowcount == 1
+
+    # -- interrupted actions -------------------------------------------------------------------
+    def interrupted_actions(self, *, now: float, worker: str, action_lease_s: float) -> list[dict[str, Any]]:
+        """Actions another process started more than ``action_lease_s`` ago and never finished, and
+        interrupted actions whose notice is not posted yet and whose notice lease ran out."""
+        rows = self.store.query(
+            "SELECT * FROM timeline_milestones WHERE "
+            "(action_state = 'started' AND state = 'posted' AND action_worker IS NOT :worker "
+            " AND COALESCE(action_started_ts, posted_ts, 0) <= :started_before) "
+            "OR (action_state = 'waiting' AND state = 'awaiting' AND action_interrupted_ts IS NOT NULL "
+            " AND action_notice_ts IS NULL AND COALESCE(action_notice_until, 0) <= :now) "
+            "ORDER BY due_ts, position",
+            {"worker": worker, "started_before": now - action_lease_s, "now": now},
+        )
+        return [_row(r) for r in rows]
+
+    def take_interrupted(self, milestone_id: int, worker: str, *, now: float, action_lease_s: float,
+                         notice_lease_s: float) -> bool:
+        """Compare-and-set: an abandoned action waits for an operator; only one process wins, and it
+        holds the notice's post for ``notice_lease_s``."""
+        cur = self.store.execute(
+            "UPDATE timeline_milestones SET state = 'awaiting', action_state = 'waiting', "
+            "action_interrupted_ts = :now, action_notice_until = :until "
+            "WHERE id = :id AND state = 'posted' AND action_state = 'started' AND action_worker IS NOT :worker "
+            "AND COALESCE(action_started_ts, posted_ts, 0) <= :started_before",
+            {"now": now, "until": now + notice_lease_s, "id": milestone_id, "worker": worker,
+             "started_before": now - action_lease_s},
+        )
+        return cur.rowcount == 1
+
+    def retake_notice(self, milestone_id: int, *, now: float, notice_lease_s: float) -> bool:
+        """An interrupted action's notice that was never recorded (its poster died, or Slack failed):
+        whoever takes the lease next posts it."""
+        cur = self.store.execute(
+            "UPDATE timeline_milestones SET action_notice_until = :until WHERE id = :id AND state = 'awaiting' "
+            "AND action_state = 'waiting' AND action_interrupted_ts IS NOT NULL AND action_notice_ts IS NULL "
+            "AND COALESCE(action_notice_until, 0) <= :now",
+            {"until": now + notice_lease_s, "id": milestone_id, "now": now},
+        )
+        return cur.rowcount == 1
+
+    def record_notice(self, milestone_id: int, ts: str) -> bool:
+        cur = self.store.execute(
+            "UPDATE timeline_milestones SET action_notice_ts = ? WHERE id = ? AND action_notice_ts IS NULL",
+            (ts, milestone_id),
         )
         return cur.rowcount == 1
 
