@@ -353,7 +353,6 @@ class ReadinessService:
     def __init__(self, settings: Settings, store: Store, *, slack: SlackGateway | None = None,
                  clock: Clock | None = None, launchdarkly: FlagClient | None = None,
                  config: ReadinessConfig | None = None,
-                 spawn: Callable[..., Any] | None = None,
                  publish: Callable[[str, dict[str, Any]], Awaitable[None]] | None = None) -> None:
         load_checks()
         self.settings = settings
@@ -363,7 +362,6 @@ class ReadinessService:
         self.clock = clock or SystemClock()
         self.launchdarkly = launchdarkly
         self.config = config or ReadinessConfig.from_settings(settings)
-        self._spawn = spawn
         self._publish = publish
 
     # -- building a run ----------------------------------------------------------------------------
@@ -700,7 +698,7 @@ def configure(services: Services) -> None:
     service = ReadinessService(
         settings, services.store, slack=services.slack, clock=services.clock,
         launchdarkly=getattr(services, "launchdarkly", None),
-        spawn=services.spawn, publish=services.events.publish,
+        publish=services.events.publish,
     )
     services.readiness = service
     services.status.register("readiness", service.status_section)

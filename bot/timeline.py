@@ -617,6 +617,12 @@ def _fmt_ts(ts: float, zone: str) -> str:
 
 def configure(services: Services) -> None:
     config = TimelineConfig.from_section(services.settings.section("timeline"), services.settings.operators)
+    if services.readiness is not None and config.action_lease_s <= services.readiness.config.deadline:
+        # a check run still going would be taken for the action of a dead process
+        raise services.settings.table("timeline").refuse(
+            "action_lease_seconds",
+            f"longer than [checks] deadline_seconds ({services.readiness.config.deadline:g} s)",
+            config.action_lease_s)
     service = TimelineService(services, config)
     services.timeline = service
     services.events.subscribe("traffic.rolled_back", service.on_rolled_back)

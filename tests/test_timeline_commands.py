@@ -277,3 +277,12 @@ async def test_plan_kept_when_slack_cannot_take_the_announcement(timeline_bot, c
     assert "I could not post the plan in <#C0LAUNCH01>" in answer.text
     bot.slack.clear_faults()
     assert "T-24h" in (await bot.command("/cio timeline")).text
+
+
+async def test_an_action_lease_shorter_than_a_check_run_stops_start_up(tmp_path, sandbox):
+    """A lease at or under the checks' deadline would take a run still going for a dead one."""
+    path = tmp_path / "cio.toml"
+    path.write_text(toml({"action_lease_seconds": 300}) + "[checks]\ndeadline_seconds = 600\n")
+    with pytest.raises(ConfigError, match=r"action_lease_seconds in CIO_CONFIG must be longer than \[checks\] "
+                                          r"deadline_seconds \(600 s\), got 300"):
+        await BotHarness.start(tmp_path / "bot.db", env={"CIO_CONFIG": str(path)}, sandbox=sandbox)
