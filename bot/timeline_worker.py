@@ -29,6 +29,7 @@ import contextlib
 import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -44,33 +45,25 @@ def _say(line: str) -> None:
     sys.stdout.flush()
 
 
+def _hold(key: str, word: str) -> Callable[[dict[str, Any]], Awaitable[None]]:
+    async def hold(m: dict[str, Any]) -> None:
+        if m["key"] == key:
+            _say(f"{word} {key}")
+            await asyncio.Event().wait()  # until the test kills the process
+
+    return hold
+
+
 async def _driven(services: Services, clock: FakeClock) -> None:
     timeline = services.timeline
     assert timeline is not None
-    hold = os.environ.get("CIO_WORKER_HOLD_AFTER_CLAIM")
-    if hold:
-        async def hold_claim(m: dict[str, Any]) -> None:
-            if m["key"] == hold:
-                _say(f"claimed {m['key']}")
-                await asyncio.Event().wait()  # until the test kills the process
-
-        timeline.after_claim = hold_claim
-    hold_posted = os.environ.get("CIO_WORKER_HOLD_AFTER_POST")
-    if hold_posted:
-        async def hold_post(m: dict[str, Any]) -> None:
-            if m["key"] == hold_posted:
-                _say(f"posted {m['key']}")
-                await asyncio.Event().wait()  # Slack has it, the database does not: kill here
-
-        timeline.after_post = hold_post
-    hold_action = os.environ.get("CIO_WORKER_HOLD_IN_ACTION")
-    if hold_action:
-        async def hold_in_action(m: dict[str, Any]) -> None:
-            if m["key"] == hold_action:
-                _say(f"acting {m['key']}")
-                await asyncio.Event().wait()  # posted and recorded, the action not finished: kill here
-
-        timeline.in_action = hold_in_action
+    # each hook parks the process at one point of a milestone, for the test to kill it there
+    hooks = (("CIO_WORKER_HOLD_AFTER_CLAIM", "after_claim", "claimed"),  # claimed, nothing sent
+             ("CIO_WORKER_HOLD_AFTER_POST", "after_post", "posted"),  # Slack has it, the database does not
+             ("CIO_WORKER_HOLD_IN_ACTION", "in_action", "acting"))  # posted and recorded, action unfinished
+    for variable, attribute, word in hooks:
+        if key := os.environ.get(variable):
+            setattr(timeline, attribute, _hold(key, word))
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
