@@ -164,6 +164,12 @@ def mention(target: str) -> str:
     return f"<!subteam^{target}>" if target.startswith("S") else f"<@{target}>"
 
 
+#: the keys of [alerts] in CIO_CONFIG (a typo must not silently keep a default)
+ALERTS_KEYS = ("thresholds", "escalation", "fire_after", "resolve_after", "evaluate_seconds", "probe_seconds",
+               "probe_timeout_seconds", "escalation_tick_seconds", "escalation_repeat", "escalation_repeat_minutes",
+               "auto_rollback", "alertmanager_token", "dedup_days", "intake_synchronous", "intake_linger_ms")
+
+
 @dataclass(frozen=True)
 class AlertsConfig:
     thresholds: dict[str, Threshold]
@@ -187,45 +193,36 @@ class AlertsConfig:
     @classmethod
     def from_settings(cls, settings: Settings) -> AlertsConfig:
         section = dict(settings.section("alerts"))
+        table = settings.table("alerts")
+        table.reject_unknown(ALERTS_KEYS)
         thresholds = _thresholds(section.get("thresholds", {}))
         tiers = _tiers(section.get("escalation"), settings.operators)
-
-        def number(name: str, default: float, *, low: float, high: float, whole: bool = False) -> Any:
-            value = section.get(name, default)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high \
-                    or (whole and int(value) != value):
-                kind = "a whole number" if whole else "a number"
-                raise ConfigError(f"[alerts] {name} in CIO_CONFIG must be {kind} from {low:g} to {high:g}, "
-                                  f"got {value!r}.")
-            return int(value) if whole else float(value)
 
         token_text = section.get("alertmanager_token")
         if token_text is not None and (not isinstance(token_text, str) or len(token_text) < 16):
             raise ConfigError("[alerts] alertmanager_token in CIO_CONFIG must be a string of at least 16 "
                               "characters (or set CIO_ALERTMANAGER_TOKEN instead).")
         token = settings.alertmanager_token or (Secret(token_text) if token_text else None)
-        auto = section.get("auto_rollback", False)
-        if not isinstance(auto, bool):
-            raise ConfigError(f"[alerts] auto_rollback in CIO_CONFIG must be true or false, got {auto!r}.")
+        auto = table.boolean("auto_rollback", False)
         sync = str(section.get("intake_synchronous", "FULL")).upper()
         if sync not in ("FULL", "NORMAL"):
             raise ConfigError("[alerts] intake_synchronous in CIO_CONFIG must be FULL or NORMAL.")
         return cls(
             thresholds=thresholds,
             tiers=tiers,
-            fire_after=number("fire_after", 3, low=1, high=60, whole=True),
-            resolve_after=number("resolve_after", 3, low=1, high=60, whole=True),
-            evaluate_seconds=number("evaluate_seconds", 60, low=0.05, high=3600),
-            probe_seconds=number("probe_seconds", 60, low=0.05, high=3600),
-            probe_timeout=number("probe_timeout_seconds", 10, low=0.1, high=60),
-            tick_seconds=number("escalation_tick_seconds", 15, low=0.05, high=600),
-            repeat=number("escalation_repeat", 0, low=0, high=9, whole=True),
-            repeat_minutes=number("escalation_repeat_minutes", 30, low=0, high=1440),
+            fire_after=table.integer("fire_after", 3, 1, 60),
+            resolve_after=table.integer("resolve_after", 3, 1, 60),
+            evaluate_seconds=table.number("evaluate_seconds", 60, 0.05, 3600),
+            probe_seconds=table.number("probe_seconds", 60, 0.05, 3600),
+            probe_timeout=table.number("probe_timeout_seconds", 10, 0.1, 60),
+            tick_seconds=table.number("escalation_tick_seconds", 15, 0.05, 600),
+            repeat=table.integer("escalation_repeat", 0, 0, 9),
+            repeat_minutes=table.number("escalation_repeat_minutes", 30, 0, 1440),
             auto_rollback=auto,
             alertmanager_token=token,
-            dedup_days=number("dedup_days", 7, low=1, high=60),
+            dedup_days=table.number("dedup_days", 7, 1, 60),
             synchronous=sync,
-            linger_ms=number("intake_linger_ms", 2, low=0, high=100),
+            linger_ms=table.number("intake_linger_ms", 2, 0, 100),
         )
 
     # -- the escalation plan: step s -> (tier, round), with the delay before the next step --

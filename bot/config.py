@@ -115,17 +115,18 @@ class ConfigTable:
                 f"known keys are {', '.join(sorted(known))}."
             )
 
-    def number(self, key: str, default: float, low: float, high: float = math.inf) -> float:
+    def number(self, key: str, default: float, low: float, high: float = math.inf, *, whole: bool = False) -> float:
         """A number (not a boolean) from ``low`` to ``high``, both included."""
         value = self.values.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high \
+                or (whole and int(value) != value):
             bounds = f"from {low:g} to {high:g}" if high < math.inf else f"≥ {low:g}"
-            raise self.refuse(key, f"a number {bounds}", value)
+            raise self.refuse(key, f"{'a whole number' if whole else 'a number'} {bounds}", value)
         return float(value)
 
     def integer(self, key: str, default: int, low: float, high: float = math.inf) -> int:
-        """:meth:`number`, whole part kept (``2.9`` reads as 2)."""
-        return int(self.number(key, default, low, high))
+        """A whole number from ``low`` to ``high`` (``2.0`` is 2; ``2.9`` is refused, not cut)."""
+        return int(self.number(key, default, low, high, whole=True))
 
     def boolean(self, key: str, default: bool) -> bool:
         value = self.values.get(key, default)

@@ -197,6 +197,8 @@ def settings_with(tmp_path, text: str) -> Settings:
         ("[alerts.thresholds]\nbounce_rate = { limit = 0.05, critical = 0.01 }", "must not be below its limit"),
         ("[alerts.thresholds]\nbounce_rate = { min_samples = 0 }", "min_samples"),
         ("[alerts]\nfire_after = 0", "fire_after in CIO_CONFIG must be a whole number from 1"),
+        ("[alerts]\nfire_after = 2.5", "fire_after in CIO_CONFIG must be a whole number from 1 to 60, got 2.5"),
+        ("[alerts]\nfire_aftr = 2", "[alerts] in CIO_CONFIG has unknown key(s) fire_aftr; known keys are"),
         ("[alerts]\nauto_rollback = 'yes'", "auto_rollback in CIO_CONFIG must be true or false"),
         ("[alerts]\nalertmanager_token = 'short'", "at least 16 characters"),
         ("[[alerts.escalation]]\ndelay_minutes = 5\nmentions = ['#oncall']", "'#oncall' is not a Slack user ID"),

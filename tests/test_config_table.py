@@ -24,7 +24,7 @@ def test_absent_keys_read_as_their_defaults():
 
 
 def test_present_values_are_read():
-    table = ConfigTable("x", {"n": 3, "i": 2.9, "b": False, "s": "name", "t": "  some text ", "blank": " ",
+    table = ConfigTable("x", {"n": 3, "i": 2.0, "b": False, "s": "name", "t": "  some text ", "blank": " ",
                               "c": "b"})
     assert table.number("n", 0, 0, 10) == 3.0 and isinstance(table.number("n", 0, 0, 10), float)
     assert table.integer("i", 0, 0) == 2
@@ -39,7 +39,10 @@ def test_bad_values_are_refused_with_one_sentence():
     assert refused(table, lambda t: t.number("n", 0, 0.5, 10)) == (
         "[demo] n in CIO_CONFIG must be a number from 0.5 to 10, got 11.")
     assert "must be a number from 0 to 10, got True" in refused(table, lambda t: t.number("flag", 0, 0, 10))
-    assert refused(table, lambda t: t.integer("neg", 0, 0)) == "[demo] neg in CIO_CONFIG must be a number ≥ 0, got -1."
+    assert refused(table, lambda t: t.integer("neg", 0, 0)) == (
+        "[demo] neg in CIO_CONFIG must be a whole number ≥ 0, got -1.")
+    assert refused(ConfigTable("demo", {"i": 2.9}), lambda t: t.integer("i", 0, 0, 9)) == (
+        "[demo] i in CIO_CONFIG must be a whole number from 0 to 9, got 2.9.")
     assert refused(table, lambda t: t.boolean("b", True)) == "[demo] b in CIO_CONFIG must be true or false, got 'no'."
     assert refused(table, lambda t: t.string("s", "x")) == "[demo] s in CIO_CONFIG must be a non-empty string, got ''."
     assert refused(table, lambda t: t.text("t")) == "[demo] t in CIO_CONFIG must be a string, got 5."
