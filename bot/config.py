@@ -420,6 +420,10 @@ def _port(text: str, variable: str, entry: str) -> int:
         ) from None
 
 
+#: the tables a CIO_CONFIG file may hold (a misspelt table must not be silently ignored)
+CONFIG_TABLES = ("alerts", "checks", "deliverability", "documentation", "rollback", "timeline", "traffic")
+
+
 def load_config_file(path: Path) -> dict[str, Any]:
     try:
         raw = path.read_bytes()
@@ -429,8 +433,15 @@ def load_config_file(path: Path) -> dict[str, Any]:
             "point it at a readable TOML file or unset it."
         ) from None
     try:
-        return tomllib.loads(raw.decode("utf-8"))
+        data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(
             f"CIO_CONFIG file {str(path)!r} is not valid TOML ({exc}); fix the file or unset it."
         ) from None
+    unknown = sorted(set(data) - set(CONFIG_TABLES))
+    if unknown:
+        raise ConfigError(
+            f"CIO_CONFIG file {str(path)!r} has unknown table(s) {', '.join(unknown)}; "
+            f"known tables are {', '.join(CONFIG_TABLES)}."
+        )
+    return data

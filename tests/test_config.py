@@ -64,6 +64,13 @@ def test_unparseable_config_file(tmp_path):
         Settings.from_env({"CIO_CONFIG": str(bad)})
 
 
+def test_a_misspelt_table_in_the_config_file_is_refused(tmp_path):
+    bad = tmp_path / "cio.toml"
+    bad.write_text('[alert.thresholds]\nbounce_rate = 0.04\n')
+    with pytest.raises(ConfigError, match=r"has unknown table\(s\) alert; known tables are alerts, checks,"):
+        Settings.from_env({"CIO_CONFIG": str(bad)})
+
+
 def test_config_file_sections(tmp_path):
     good = tmp_path / "cio.toml"
     good.write_text('[alerts.thresholds]\nbounce_rate = 0.04\n[documentation]\nrunbook_url = "https://x"\n')
