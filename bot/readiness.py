@@ -109,6 +109,10 @@ class ReadinessConfig:
         checks = settings.table("checks")
         docs = settings.table("documentation")
         rollback = settings.table("rollback")
+        checks.reject_unknown(("timeout_seconds", "deadline_seconds", "update_interval_seconds", "event_catalog",
+                               "postal_address"))
+        docs.reject_unknown(("runbook_url", "event_catalog_url", "escalation_url"))
+        rollback.reject_unknown(("backup_messaging", "notification_plan", "staging_environment"))
         catalog = checks.text("event_catalog")
         if catalog and settings.config_path is not None and not Path(catalog).is_absolute():
             catalog = str(settings.config_path.parent / catalog)

@@ -41,6 +41,9 @@ from bot.config import OPERATOR_ID, ConfigError, ConfigTable
 from bot.errors import UserError
 
 #: actions that are published as ``timeline.action`` for other domains to run
+TIMELINE_KEYS = ("heads_up_minutes", "grace_minutes", "claim_lease_seconds", "action_lease_seconds",
+                 "post_timeout_seconds", "tick_seconds", "post_concurrency", "milestones")
+MILESTONE_KEYS = ("key", "offset", "name", "owners", "action", "ramp_to", "enabled")
 ACTION_RE = re.compile(r"^[a-z][a-z0-9_]*(:[a-z0-9_\-]+)?$")
 KEY_RE = re.compile(r"^[a-z0-9][a-z0-9+\-_]{0,31}$")
 MAX_AHEAD = timedelta(days=366)
@@ -168,6 +171,7 @@ class TimelineConfig:
     def from_section(cls, section: Mapping[str, Any], operators: tuple[str, ...]) -> TimelineConfig:
         """Read ``[timeline]`` of CIO_CONFIG; a bad value stops start-up with one sentence."""
         table = ConfigTable("timeline", section)
+        table.reject_unknown(TIMELINE_KEYS)
         base = {s.key: replace(s, owners=operators) for s in DEFAULT_PLAN}
         order = list(base)
         entries = section.get("milestones", [])
@@ -180,6 +184,9 @@ class TimelineConfig:
             key = entry["key"].strip().lower()
             if not KEY_RE.match(key):
                 raise ConfigError(f"{where} has key {key!r}; use letters, digits, + and - (e.g. \"t-24h\").")
+            if unknown := sorted(set(entry) - set(MILESTONE_KEYS)):
+                raise ConfigError(f"{where} ({key}) in CIO_CONFIG has unknown key(s) {', '.join(unknown)}; "
+                                  f"known keys are {', '.join(MILESTONE_KEYS)}.")
             if entry.get("enabled", True) is False:
                 base.pop(key, None)
                 continue

@@ -65,6 +65,9 @@ async def test_configuration_errors_exit_2(tmp_path, sandbox):
     (tmp_path / "bad.toml").write_text('[checks]\ntimeout_seconds = "fast"\n')
     code, _, err = await _cli([], {**env, "CIO_CONFIG": str(tmp_path / "bad.toml")}, tmp_path)
     assert code == 2 and "[checks] timeout_seconds in CIO_CONFIG must be a number" in err
+    (tmp_path / "typo.toml").write_text('[rollback]\nbackup_mesaging = "old ESP"\n')
+    code, _, err = await _cli([], {**env, "CIO_CONFIG": str(tmp_path / "typo.toml")}, tmp_path)
+    assert code == 2 and "[rollback] in CIO_CONFIG has unknown key(s) backup_mesaging; known keys are" in err
     code, _, err = await _cli(["--env", "qa"], env, tmp_path)
     assert code == 2 and "invalid choice" in err
 

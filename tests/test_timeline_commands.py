@@ -226,6 +226,8 @@ async def test_config_overrides_milestones(timeline_bot, clock):
     ({}, [{"key": "t0", "action": "Run Stuff!"}], "action must be a name"),
     ({"claim_lease_seconds": 30, "post_timeout_seconds": 20}, None, "at least twice post_timeout_seconds"),
     ({"action_lease_seconds": 10}, None, "action_lease_seconds in CIO_CONFIG must be a number from 60"),
+    ({"grace_minutez": 5}, None, "timeline] in CIO_CONFIG has unknown key(s) grace_minutez; known keys are"),
+    ({}, [{"key": "t0", "ramp": 10}], "entry 1 (t0) in CIO_CONFIG has unknown key(s) ramp; known keys are key,"),
 ])
 def test_bad_timeline_config_stops_start_up_with_a_sentence(tmp_path, timeline, milestones, sentence):
     path = tmp_path / "cio.toml"
