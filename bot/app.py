@@ -50,7 +50,9 @@ def build_bolt_app(services: Services) -> AsyncApp:
         client=services.slack.client,
         signing_secret=signing,
         request_verification_enabled=signing is not None,
-        process_before_response=False,
+        # listeners return once they have acknowledged (handlers.registry.ack_then_continue), so
+        # Bolt answers Slack at once instead of polling for the ack every 10 ms
+        process_before_response=True,
         raise_error_for_unhandled_request=False,
         logger=logging.getLogger("slack_bolt"),
     )

@@ -12,7 +12,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.errors import UserError
 from bot.providers.http import ProviderError
 from bot.services import Services
-from handlers.registry import ACTIONS, ActionContext, Permission, Reply
+from handlers.registry import ACTIONS, ActionContext, Permission, Reply, ack_then_continue
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +69,8 @@ def register(app: AsyncApp, services: Services) -> None:
 
     @app.action(re.compile(r".+"))
     async def on_action(ack: Any, body: dict[str, Any], respond: Any) -> None:
-        with services.busy():
-            await handle(ack, body, respond)
+        await ack_then_continue(services, ack, lambda acknowledge: handle(acknowledge, body, respond),
+                                name="button")
 
 
 def button_failure(exc: Exception) -> str:

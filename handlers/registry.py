@@ -7,6 +7,7 @@ this package register themselves on import (:func:`load_handlers`).
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import pkgutil
 import shlex
@@ -169,3 +170,30 @@ def load_handlers() -> None:
     for info in pkgutil.iter_modules(handlers.__path__):
         if info.name not in _INFRA:
             importlib.import_module(f"handlers.{info.name}")
+
+
+async def ack_then_continue(services: Services, ack: Any, work: Callable[[Any], Awaitable[None]], *,
+                            name: str) -> None:
+    """Run ``work(ack)`` and return as soon as it has acknowledged: Bolt (which processes the
+    listener before it responds) sends the ack then, and the rest of the work carries on in
+    the background, counted as in flight. Slack has its answer the moment there is one,
+    not at Bolt's next 10 ms poll."""
+    acked = asyncio.Event()
+
+    async def ack_once(*args: Any, **kwargs: Any) -> None:
+        try:
+            await ack(*args, **kwargs)
+        finally:
+            acked.set()
+
+    async def run() -> None:
+        with services.busy():
+            await work(ack_once)
+
+    task = services.spawn(run(), name=name)
+    waiter = asyncio.ensure_future(acked.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+

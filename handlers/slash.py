@@ -24,6 +24,7 @@ from handlers.registry import (
     Permission,
     Reply,
     UsageError,
+    ack_then_continue,
     commands,
     split_args,
 )
@@ -131,8 +132,7 @@ def register(app: AsyncApp, services: Services) -> None:
 
     @app.command("/cio")
     async def on_cio(ack: Any, body: dict[str, Any], respond: Any) -> None:
-        with services.busy():
-            await handle(ack, body, respond)
+        await ack_then_continue(services, ack, lambda acknowledge: handle(acknowledge, body, respond), name="/cio")
 
 
 def _sentence(exc: Exception, usage: str) -> str:

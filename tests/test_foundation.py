@@ -21,6 +21,19 @@ async def test_help_is_answered_within_the_ack(bot):
     assert rows[0]["action"] == "/cio help" and rows[0]["outcome"] == "ok"
 
 
+async def test_slow_work_is_acknowledged_first_and_answered_after(bot, sandbox):
+    """Slack gets its ack as soon as the command is accepted; work that waits on a provider
+    (here LaunchDarkly holding every answer back) replies through response_url afterwards."""
+    sandbox.launchdarkly.answer_delay = 0.5
+    answer = await bot.command("/cio status", settle=False)
+    assert answer.status == 200 and answer.ack is None and answer.responses == []
+    assert bot.services.inflight == 1, "the command is still being worked on after its ack"
+    assert await bot.services.idle(timeout=10)
+    replies = [m for m in bot.slack.responses if "LaunchDarkly" in m.text or "LaunchDarkly" in str(m.blocks)]
+    assert replies, "the status arrived after the ack"
+    assert bot.store.audit.recent(1)[0]["outcome"] == "ok"
+
+
 async def _post(bot, body: str, headers: dict[str, str]) -> tuple[int, str]:
     status, text, _ = await bot.post_slack(body, headers)
     return status, text
