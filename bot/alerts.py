@@ -748,7 +748,15 @@ class AlertsService:
             state = self.repo.metric_state(metric) or {"breach_streak": 0, "ok_streak": 0, "history": []}
             breaching = reading.value is not None and reading.value > th.limit
             breach_streak = state["breach_streak"] + 1 if breaching else 0
-            ok_streak = 0 if breaching else state["ok_streak"] + 1
+            # only a reading within the limit counts towards recovery: an evaluation without
+            # enough data (traffic rolled back, a quiet hour) is no evidence either way, so an
+            # open alert stays open until the data says so or a person resolves it
+            if breaching:
+                ok_streak = 0
+            elif reading.value is None:
+                ok_streak = state["ok_streak"]
+            else:
+                ok_streak = state["ok_streak"] + 1
             history = (list(state["history"]) + [reading.value])[-12:]
             self.repo.save_metric_state(metric, breach_streak=breach_streak, ok_streak=ok_streak,
                                         value=reading.value, samples=reading.samples, breaching=breaching,
@@ -764,11 +772,10 @@ class AlertsService:
             fields = self._metric_fields(reading, th, breaching)
             row, _ = await self._fire_or_update(**fields, dedup_key=key, launch_id=launch_id,
                                                 source="evaluator", labels={})
-            if ok_streak >= self.config.resolve_after:
-                detail = "not enough data" if reading.value is None else fmt_value(reading.value, reading.spec.unit)
+            if ok_streak >= self.config.resolve_after and reading.value is not None:
                 await self._resolve(row, by=None, reason=(
                     f"{reading.spec.label} back within {fmt_value(th.limit, reading.spec.unit)} "
-                    f"({detail}) for {ok_streak} evaluations"))
+                    f"({fmt_value(reading.value, reading.spec.unit)}) for {ok_streak} evaluations"))
         await self.run_escalations()
         if now - self._last_prune > 3600:
             self._last_prune = now

@@ -79,6 +79,26 @@ async def test_bounce_spike_fires_exactly_one_alert_updates_it_and_resolves_it(a
     assert len(alert_messages(abot)) == 1 and len(thread(abot, msg.ts)) == 2
 
 
+async def test_an_alert_whose_data_stops_stays_open_until_good_data_or_a_person(abot, clock):
+    """Traffic rolled back, nothing sent for an hour: no data is no evidence of recovery, so the
+    alert is not declared resolved "back within" its limit; good readings, when they come, do."""
+    await send_metrics(abot, sent=200, bounced=40)  # 20%
+    for _ in range(3):
+        await evaluate(abot, clock)
+    [msg] = alert_messages(abot)
+    for _ in range(65):  # the window empties and stays empty: many evaluations without data
+        await evaluate(abot, clock)
+    assert abot.services.alerts.readings()["bounce_rate"].value is None
+    assert abot.store.alerts.open_alerts(), "no data must not resolve an alert"
+    assert not [m for m in thread(abot, msg.ts) if "Resolved" in m.text]
+    await send_metrics(abot, sent=500, bounced=5)  # traffic back, 1%
+    for _ in range(3):
+        await evaluate(abot, clock)
+    assert abot.store.alerts.open_alerts() == []
+    [notice] = [m for m in thread(abot, msg.ts) if "Resolved automatically" in m.text]
+    assert "back within 5% (1%)" in notice.text
+
+
 async def test_flapping_data_fires_nothing(abot, clock):
     events = collect(abot, "alert.fired")
     # alternate breach / fine every evaluation: never 3 in a row
