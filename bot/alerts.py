@@ -339,11 +339,23 @@ def fmt_value(value: float | None, unit: str) -> str:
 
 def trend_text(values: list[float | None], unit: str) -> str:
     known = [v for v in values if v is not None][-5:]
+    gap = _trailing_none(values)
+    silent = f"no data in the last {gap} evaluation{'s' if gap != 1 else ''}" if gap else ""
     if len(known) < 2:
-        return "first reading"
+        return silent or "first reading"
     first, last = known[0], known[-1]
     arrow = "↑ rising" if last > first * 1.02 else "↓ falling" if last < first * 0.98 else "→ steady"
-    return f"{arrow}: " + " → ".join(fmt_value(v, unit) for v in known)
+    trend = " → ".join(fmt_value(v, unit) for v in known)
+    return f"{silent}; before that {trend}" if silent else f"{arrow}: {trend}"
+
+
+def _trailing_none(values: list[float | None]) -> int:
+    n = 0
+    for v in reversed(values):
+        if v is not None:
+            break
+        n += 1
+    return n
 
 
 #: Slack message metadata of the bot's alert posts, so that a post can be found again
@@ -1089,6 +1101,8 @@ class AlertsService:
         unit = row["unit"]
         status = row["status"]
         value = fmt_value(row["value"], unit)
+        if row["value"] is None and row["source"] == "evaluator":
+            value = "not enough data"
         emoji = {"open": ":rotating_light:", "acknowledged": ":eyes:", "resolved": ":white_check_mark:"}[status]
         head = f"{emoji} {'Resolved: ' if status == 'resolved' else ''}{row['title']}"
         th = self.config.thresholds.get(row["metric"])

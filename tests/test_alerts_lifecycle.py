@@ -90,6 +90,9 @@ async def test_an_alert_whose_data_stops_stays_open_until_good_data_or_a_person(
         await evaluate(abot, clock)
     assert abot.services.alerts.readings()["bounce_rate"].value is None
     assert abot.store.alerts.open_alerts(), "no data must not resolve an alert"
+    shown = json.dumps(msg.blocks, ensure_ascii=False)
+    assert "Bounce rate above 5%: not enough data" in msg.text
+    assert "*Trend*\\nno data in the last " in shown and " evaluations; before that 20% → 20%" in shown
     assert not [m for m in thread(abot, msg.ts) if "Resolved" in m.text]
     await send_metrics(abot, sent=500, bounced=5)  # traffic back, 1%
     for _ in range(3):

@@ -374,9 +374,8 @@ class AlertsRepo:
                 created = self.get(int(cur.lastrowid or 0))
                 assert created is not None
                 return created, True
-            trend = json.loads(row["trend"])
-            if value is not None:
-                trend = (trend + [value])[-trend_len:]
+            # an evaluation without data is kept as null: the trend then says the data stopped
+            trend = (json.loads(row["trend"]) + [value])[-trend_len:]
             # severity only rises while the alert is open (a critical breach stays critical)
             new_severity = "critical" if "critical" in (severity, row["severity"]) else severity
             conn.execute(
