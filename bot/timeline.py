@@ -32,6 +32,8 @@ started more than ``action_lease_seconds`` ago, and one process (compare-and-set
 the late actions' path: ``awaiting`` an operator, with a notice in the milestone's thread saying
 that the bot restarted while running it, that it is not known whether it finished, and offering
 Run / Skip. It is never re-run by itself: the checks may have half-run, and the operator decides.
+A run the operator starts (Run) is recorded the same way (worker, start), so a process killed
+during it is found the same way, and a new notice asks again.
 
 A rollback pauses the timeline (``traffic.rolled_back``); ``/cio golive resume`` resumes it.
 
@@ -324,14 +326,17 @@ class TimelineService:
                             + ("resume it first with `/cio golive resume`." if state == "paused" else
                                "plan again with `/cio golive <when>`."))
         now_iso = self._now_iso()
-        if not self.repo.resolve_waiting(m["id"], state="posted", action_state="confirmed", user_id=user_id,
-                                         now=now_iso):
+        started = self.clock.timestamp()
+        # recorded as run by this process from now, like an automatic run: a kill during it is found too
+        if not self.repo.resolve_waiting(m["id"], state="posted", action_state="started", user_id=user_id,
+                                         now=now_iso, worker=self.worker_id, started_ts=started):
             raise UserError(f"{m['label']} was answered a moment ago by someone else; nothing was run again.")
         self.repo.log(m["launch_id"], m["plan_no"], at=now_iso, actor=user_id, kind="confirmed",
                       detail=f"ran the interrupted {m['label']} again ({m['action']})"
                       if m.get("action_interrupted_ts") else f"ran the late {m['label']} ({m['action']})")
         await self._resolved_message(m, timeline, user_id=user_id, ran=True)
-        self.services.spawn(self._run_action(m, m["message_ts"], timeline["channel_id"], final="confirmed"),
+        self.services.spawn(self._run_action(m, m["message_ts"], timeline["channel_id"], final="confirmed",
+                                             started_ts=started),
                             name=f"timeline-action-{m['id']}")
         return Outcome(f"Running {m['label']} ({m['name']}) now; results follow in its thread.")
 
@@ -381,18 +386,7 @@ class TimelineService:
                                                       action_lease_s=self.config.action_lease_s,
                                                       notice_lease_s=self.config.lease_s):
                         continue  # another process took it a moment ago, or it finished after all
-                    started = m.get("action_started_ts") or m.get("posted_ts")
-                    self.repo.log(m["launch_id"], m["plan_no"], at=now_iso, actor="", kind="interrupted",
-                                  detail=f"the bot restarted while running {m['label']} ({m['action']}); not "
-                                         "known whether it finished: waiting for an operator to run it again "
-                                         "or skip it")
-                    timeline = self.repo.get(m["launch_id"])
-                    self.services.store.audit.record(
-                        user_id=None, channel_id=timeline["channel_id"] if timeline else None, kind="system",
-                        action=f"timeline {m['label']}", outcome="action interrupted by a restart; waiting for "
-                                                                 "an operator",
-                        detail={"milestone": m["key"], "action": m["action"], "worker": m.get("action_worker"),
-                                "started_ts": started, "message_ts": m["message_ts"], "found_by": self.worker_id})
+                    self._record_interrupted(m, now_iso)
                 log.warning("milestone %s: its action %s was started by %s and never finished; waiting for an "
                             "operator", m["label"], m["action"], m.get("action_worker") or "an earlier version")
             elif not self.repo.retake_notice(m["id"], now=now, notice_lease_s=self.config.lease_s):
@@ -401,6 +395,20 @@ class TimelineService:
             if fresh is not None and await self._post_interrupted_notice(fresh):
                 posted += 1
         return posted
+
+    def _record_interrupted(self, m: dict[str, Any], now_iso: str) -> None:
+        started = m.get("action_started_ts") or m.get("posted_ts")
+        rerun = f" (run again on confirmation by <@{m['resolved_by']}>)" if m.get("resolved_by") else ""
+        self.repo.log(m["launch_id"], m["plan_no"], at=now_iso, actor="", kind="interrupted",
+                      detail=f"the bot restarted while running {m['label']} ({m['action']}){rerun}; not "
+                             "known whether it finished: waiting for an operator to run it again or skip it")
+        timeline = self.repo.get(m["launch_id"])
+        self.services.store.audit.record(
+            user_id=None, channel_id=timeline["channel_id"] if timeline else None, kind="system",
+            action=f"timeline {m['label']}", outcome="action interrupted by a restart; waiting for an operator",
+            detail={"milestone": m["key"], "action": m["action"], "worker": m.get("action_worker"),
+                    "started_ts": started, "confirmed_by": m.get("resolved_by"), "message_ts": m["message_ts"],
+                    "found_by": self.worker_id})
 
     async def _post_interrupted_notice(self, m: dict[str, Any]) -> bool:
         timeline = self.repo.get(m["launch_id"])
@@ -515,7 +523,8 @@ class TimelineService:
                 await self.after_post(m)
         # Slack has the message: record it at once (the only double-post window ends here).
         action_state = "waiting" if wait else ("started" if m["action"] and not m["ramp_to"] else "none")
-        if not self.repo.mark_posted(m["id"], self.worker_id, message_ts=ts, posted_ts=self.clock.timestamp(),
+        posted_ts = self.clock.timestamp()
+        if not self.repo.mark_posted(m["id"], self.worker_id, message_ts=ts, posted_ts=posted_ts,
                                      late_s=late, state="awaiting" if wait else "posted", action_state=action_state):
             log.error("milestone %s was posted but its claim had passed to another process (lease %.0f s too "
                       "short for this post?)", m["label"], self.config.lease_s)
@@ -529,7 +538,7 @@ class TimelineService:
             "channel_id": timeline["channel_id"], "thread_ts": ts, "late_seconds": round(late, 1),
         }), name=f"timeline-milestone-{m['id']}")
         if action_state == "started":
-            self.services.spawn(self._run_action(m, ts, timeline["channel_id"], final="done"),
+            self.services.spawn(self._run_action(m, ts, timeline["channel_id"], final="done", started_ts=posted_ts),
                                 name=f"timeline-action-{m['id']}")
         return True
 
@@ -552,17 +561,20 @@ class TimelineService:
                 return str(message["ts"])
         return None
 
-    async def _run_action(self, m: dict[str, Any], thread_ts: str, channel_id: str, *, final: str) -> None:
+    async def _run_action(self, m: dict[str, Any], thread_ts: str, channel_id: str, *, final: str,
+                          started_ts: float) -> None:
+        """Run the action this process recorded as started at ``started_ts``; ``final`` (``done``, or
+        ``confirmed`` for a run on an operator's confirmation) once it finished."""
         if self.in_action is not None:
             await self.in_action(m)
         await self.services.events.publish("timeline.action", {
             "launch_id": m["launch_id"], "milestone": m["key"], "action": m["action"],
             "channel_id": channel_id, "thread_ts": thread_ts,
         })
-        if final == "done" and not self.repo.set_action_state(m["id"], "done", expect=("started",)):
+        if not self.repo.finish_action(m["id"], final, worker=self.worker_id, started_ts=started_ts):
             log.warning("%s's action finished after another process took it for interrupted (it ran longer "
-                        "than action_lease_seconds, %.0f s); an operator was asked to run it again or skip it",
-                        m["label"], self.config.action_lease_s)
+                        "than action_lease_seconds, %.0f s); an operator was asked to run it again or "
+                        "skip it", m["label"], self.config.action_lease_s)
 
     # -- reading ------------------------------------------------------------------------------------
     def view(self, channel_id: str) -> tuple[str, list[Any]]:

@@ -247,7 +247,7 @@ def timeline_view(timeline: dict[str, Any] | None, milestones: Sequence[dict[str
             line += f" (posted {human(m['late_s'])} late)"
         if st in ("skipped",) and m.get("resolved_by"):
             line += f" by <@{m['resolved_by']}>"
-        elif m.get("action_state") == "confirmed" and m.get("resolved_by"):
+        elif m["state"] == "posted" and m.get("resolved_by"):  # Run pressed: running (started) or confirmed
             line += f", run {'again ' if m.get('action_interrupted_ts') else ''}on confirmation by " \
                     f"<@{m['resolved_by']}>"
         if m.get("action_interrupted_ts"):
