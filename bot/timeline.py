@@ -33,7 +33,9 @@ the late actions' path: ``awaiting`` an operator, with a notice in the milestone
 that the bot restarted while running it, that it is not known whether it finished, and offering
 Run / Skip. It is never re-run by itself: the checks may have half-run, and the operator decides.
 A run the operator starts (Run) is recorded the same way (worker, start), so a process killed
-during it is found the same way, and a new notice asks again.
+during it is found the same way, and a new notice asks again. An interrupted action of a plan that
+no longer runs (cancelled, or replaced by a newer plan) is recorded (history, audit) and offered
+to nobody: no notice, no buttons.
 
 A rollback pauses the timeline (``traffic.rolled_back``); ``/cio golive resume`` resumes it.
 
@@ -374,23 +376,29 @@ class TimelineService:
     async def recover_interrupted(self) -> int:
         """Actions another process started and never finished within ``action_lease_s`` (it was killed,
         or a deploy stopped it): not re-run, but handed to an operator with a notice in the milestone's
-        thread. Only one process wins each (compare-and-set). Returns how many notices were posted."""
+        thread. Only one process wins each (compare-and-set). One of a plan that no longer runs is
+        recorded and offered to nobody. Returns how many notices were posted."""
         now = self.clock.timestamp()
         posted = 0
         for m in self.repo.interrupted_actions(now=now, worker=self.worker_id,
                                                action_lease_s=self.config.action_lease_s):
-            if m["state"] == "posted":
-                now_iso = self._now_iso()
-                with self.services.store.transaction():
+            now_iso = self._now_iso()
+            with self.services.store.transaction():
+                if self.repo.take_orphaned(m["id"], self.worker_id, now=now,
+                                           action_lease_s=self.config.action_lease_s):
+                    self._record_orphaned(m, now_iso)
+                    continue
+                if m["state"] == "posted":
                     if not self.repo.take_interrupted(m["id"], self.worker_id, now=now,
                                                       action_lease_s=self.config.action_lease_s,
                                                       notice_lease_s=self.config.lease_s):
                         continue  # another process took it a moment ago, or it finished after all
                     self._record_interrupted(m, now_iso)
+                elif not self.repo.retake_notice(m["id"], now=now, notice_lease_s=self.config.lease_s):
+                    continue
+            if m["state"] == "posted":
                 log.warning("milestone %s: its action %s was started by %s and never finished; waiting for an "
                             "operator", m["label"], m["action"], m.get("action_worker") or "an earlier version")
-            elif not self.repo.retake_notice(m["id"], now=now, notice_lease_s=self.config.lease_s):
-                continue
             fresh = self.repo.milestone(m["id"])
             if fresh is not None and await self._post_interrupted_notice(fresh):
                 posted += 1
@@ -409,6 +417,24 @@ class TimelineService:
             detail={"milestone": m["key"], "action": m["action"], "worker": m.get("action_worker"),
                     "started_ts": started, "confirmed_by": m.get("resolved_by"), "message_ts": m["message_ts"],
                     "found_by": self.worker_id})
+
+    def _record_orphaned(self, m: dict[str, Any], now_iso: str) -> None:
+        """An interrupted action of a cancelled or replaced plan: a history note and an audit line, no
+        post; nobody is asked to run an action of a plan that no longer exists."""
+        timeline = self.repo.get(m["launch_id"])
+        gone = "replaced by a newer plan" if timeline and timeline["plan_no"] != m["plan_no"] else "cancelled"
+        self.repo.log(m["launch_id"], m["plan_no"], at=now_iso, actor="", kind="interrupted",
+                      detail=f"the bot restarted while running {m['label']} ({m['action']}) of a plan since "
+                             f"{gone}; not known whether it finished, and not offered to run again")
+        self.services.store.audit.record(
+            user_id=None, channel_id=timeline["channel_id"] if timeline else None, kind="system",
+            action=f"timeline {m['label']}", outcome=f"action interrupted by a restart; its plan was {gone}, so "
+                                                     "it is not offered to anyone",
+            detail={"milestone": m["key"], "action": m["action"], "plan_no": m["plan_no"],
+                    "worker": m.get("action_worker"), "started_ts": m.get("action_started_ts") or m.get("posted_ts"),
+                    "message_ts": m["message_ts"], "found_by": self.worker_id})
+        log.warning("milestone %s: its action %s never finished, and its plan was %s; recorded, not offered",
+                    m["label"], m["action"], gone)
 
     async def _post_interrupted_notice(self, m: dict[str, Any]) -> bool:
         timeline = self.repo.get(m["launch_id"])
@@ -573,8 +599,8 @@ class TimelineService:
         })
         if not self.repo.finish_action(m["id"], final, worker=self.worker_id, started_ts=started_ts):
             log.warning("%s's action finished after another process took it for interrupted (it ran longer "
-                        "than action_lease_seconds, %.0f s); an operator was asked to run it again or "
-                        "skip it", m["label"], self.config.action_lease_s)
+                        "than action_lease_seconds, %.0f s); that process handed it to an operator (or, its plan "
+                        "gone, to nobody)", m["label"], self.config.action_lease_s)
 
     # -- reading ------------------------------------------------------------------------------------
     def view(self, channel_id: str) -> tuple[str, list[Any]]:

@@ -250,7 +250,9 @@ def timeline_view(timeline: dict[str, Any] | None, milestones: Sequence[dict[str
         elif m["state"] == "posted" and m.get("resolved_by"):  # Run pressed: running (started) or confirmed
             line += f", run {'again ' if m.get('action_interrupted_ts') else ''}on confirmation by " \
                     f"<@{m['resolved_by']}>"
-        if m.get("action_interrupted_ts"):
+        if m.get("action_state") == "orphaned":
+            line += " (the bot restarted while its action ran; its plan no longer runs, so it was not offered again)"
+        elif m.get("action_interrupted_ts"):
             line += " (the bot restarted while its action ran)"
         if m.get("note") and st in ("skipped", "cancelled"):
             line += f" — {m['note']}"

@@ -21,9 +21,10 @@
   it began (its process died) is *interrupted*: one process (compare-and-set) moves it to
   ``awaiting`` / ``waiting`` and posts a notice with Run / Skip in the milestone's thread; the
   notice's post is leased like a claim (``action_notice_until``) and recorded in
-  ``action_notice_ts``.
-- ``timeline_history``: planned, re-planned, paused, resumed, cancelled, interrupted, confirmed,
-  skipped.
+  ``action_notice_ts``. An interrupted action of a plan that no longer runs (cancelled, or
+  replaced by a newer plan) is not offered to anyone: it ends ``orphaned``.
+- ``timeline_history``: planned, re-planned, paused, resumed, cancelled, interrupted (also an
+  orphaned one), confirmed, skipped.
 """
 
 from __future__ import annotations
@@ -129,6 +130,11 @@ _CLAIMABLE = """
     )
 """
 
+
+# The milestone's plan still runs: its timeline is on that plan and not cancelled (paused counts).
+_PLAN_LIVE = """EXISTS (
+    SELECT 1 FROM timelines t WHERE t.launch_id = timeline_milestones.launch_id
+    AND t.plan_no = timeline_milestones.plan_no AND t.state != 'cancelled')"""
 
 # An action another process started more than the action lease ago, still unfinished.
 _ABANDONED = ("state = 'posted' AND action_state = 'started' AND action_worker IS NOT :worker "
@@ -353,7 +359,8 @@ class TimelineRepo:
     # -- interrupted actions -------------------------------------------------------------------
     def interrupted_actions(self, *, now: float, worker: str, action_lease_s: float) -> list[dict[str, Any]]:
         """Actions another process started more than ``action_lease_s`` ago and never finished, and
-        interrupted actions whose notice is not posted yet and whose notice lease ran out."""
+        interrupted actions whose notice is not posted yet and whose notice lease ran out (of any
+        plan: the caller tells a live plan's from a gone one's through the two takes below)."""
         rows = self.store.query(
             f"SELECT * FROM timeline_milestones WHERE ({_ABANDONED}) OR ({_NOTICE_DUE}) ORDER BY due_ts, position",
             {"worker": worker, "started_before": now - action_lease_s, "now": now},
@@ -362,24 +369,35 @@ class TimelineRepo:
 
     def take_interrupted(self, milestone_id: int, worker: str, *, now: float, action_lease_s: float,
                          notice_lease_s: float) -> bool:
-        """Compare-and-set: an abandoned action waits for an operator; only one process wins, and it
-        holds the notice's post for ``notice_lease_s``. An action interrupted before (and run again
-        on confirmation) gets a new notice, and waits for a new answer."""
+        """Compare-and-set: an abandoned action of a live plan waits for an operator; only one process
+        wins, and it holds the notice's post for ``notice_lease_s``. An action interrupted before (and
+        run again on confirmation) gets a new notice, and waits for a new answer."""
         cur = self.store.execute(
             "UPDATE timeline_milestones SET state = 'awaiting', action_state = 'waiting', "
             "action_interrupted_ts = :now, action_notice_until = :until, action_notice_ts = NULL, "
-            f"resolved_by = NULL, resolved_at = NULL WHERE id = :id AND {_ABANDONED}",
+            f"resolved_by = NULL, resolved_at = NULL WHERE id = :id AND {_ABANDONED} AND {_PLAN_LIVE}",
             {"now": now, "until": now + notice_lease_s, "id": milestone_id, "worker": worker,
              "started_before": now - action_lease_s},
         )
         return cur.rowcount == 1
 
+    def take_orphaned(self, milestone_id: int, worker: str, *, now: float, action_lease_s: float) -> bool:
+        """Compare-and-set: an abandoned action (or one whose notice is still unposted) of a plan that
+        no longer runs ends ``orphaned``, offered to nobody; only one process wins."""
+        cur = self.store.execute(
+            "UPDATE timeline_milestones SET state = 'posted', action_state = 'orphaned', "
+            "action_interrupted_ts = COALESCE(action_interrupted_ts, :now), action_notice_until = NULL "
+            f"WHERE id = :id AND (({_ABANDONED}) OR ({_NOTICE_DUE})) AND NOT {_PLAN_LIVE}",
+            {"now": now, "id": milestone_id, "worker": worker, "started_before": now - action_lease_s},
+        )
+        return cur.rowcount == 1
+
     def retake_notice(self, milestone_id: int, *, now: float, notice_lease_s: float) -> bool:
         """An interrupted action's notice that was never recorded (its poster died, or Slack failed):
-        whoever takes the lease next posts it."""
+        whoever takes the lease next posts it, while the plan runs."""
         cur = self.store.execute(
             "UPDATE timeline_milestones SET action_notice_until = :until "
-            f"WHERE id = :id AND {_NOTICE_DUE}",
+            f"WHERE id = :id AND {_NOTICE_DUE} AND {_PLAN_LIVE}",
             {"until": now + notice_lease_s, "id": milestone_id, "now": now},
         )
         return cur.rowcount == 1
