@@ -31,7 +31,8 @@ runs leaves it ``started``: every tick (so also at start-up) looks for actions a
 started more than ``action_lease_seconds`` ago, and one process (compare-and-set) moves each to
 the late actions' path: ``awaiting`` an operator, with a notice in the milestone's thread saying
 that the bot restarted while running it, that it is not known whether it finished, and offering
-Run / Skip. It is never re-run by itself: the checks may have half-run, and the operator decides.
+Run / Skip; the milestone's own message says so too (updated in place), and later who answered.
+It is never re-run by itself: the checks may have half-run, and the operator decides.
 A run the operator starts (Run) is recorded the same way (worker, start), so a process killed
 during it is found the same way, and a new notice asks again. An interrupted action of a plan that
 no longer runs (cancelled, or replaced by a newer plan) is recorded (history, audit) and offered
@@ -68,6 +69,7 @@ from bot.timeline_render import (
     Gate,
     escape,
     interrupted_blocks,
+    interrupted_milestone_blocks,
     interrupted_resolved_blocks,
     milestone_blocks,
     plan_blocks,
@@ -356,28 +358,35 @@ class TimelineService:
 
     async def _resolved_message(self, m: dict[str, Any], timeline: dict[str, Any], *, user_id: str,
                                 ran: bool) -> None:
-        """Take the buttons away: from the milestone's message (a late action) or from the thread
-        notice (an action interrupted by a restart; the milestone's message never had any)."""
-        if m.get("action_interrupted_ts"):
-            ts = m.get("action_notice_ts")
-            if not ts:
-                return
-            text, blocks = interrupted_resolved_blocks(m, timeline, user_id=user_id, ran=ran,
-                                                       at_ts=self.clock.timestamp())
-        else:
-            ts = m["message_ts"]
-            text, blocks = resolved_blocks(m, timeline, user_id=user_id, ran=ran, at_ts=self.clock.timestamp())
+        """Take the buttons away and say who answered: on the milestone's message (a late action's
+        buttons were there), and for an action interrupted by a restart also on the thread notice
+        (which had the buttons)."""
+        at_ts = self.clock.timestamp()
+        interrupted = bool(m.get("action_interrupted_ts"))
+        if interrupted and m.get("action_notice_ts"):
+            text, blocks = interrupted_resolved_blocks(m, timeline, user_id=user_id, ran=ran, at_ts=at_ts)
+            await self._update(timeline["channel_id"], m["action_notice_ts"], text, blocks,
+                               what=f"the notice with {m['label']}'s buttons")
+        text, blocks = resolved_blocks(m, timeline, user_id=user_id, ran=ran, at_ts=at_ts, interrupted=interrupted)
+        await self._update(timeline["channel_id"], m["message_ts"], text, blocks, what=f"{m['label']}'s message")
+
+    async def _update(self, channel: str, ts: str, text: str, blocks: Any, *, what: str) -> bool:
+        """chat.update; a failure is logged and the caller goes on (the record is in the database)."""
         try:
-            await self.services.slack.update_message(timeline["channel_id"], ts, text, blocks)
-        except ProviderError as exc:
-            log.warning("could not update the message with %s's buttons: %s", m["label"], exc)
+            await asyncio.wait_for(self.services.slack.update_message(channel, ts, text, blocks),
+                                   self.config.post_timeout_s)
+        except (ProviderError, TimeoutError) as exc:
+            log.warning("could not update %s: %s", what, exc)
+            return False
+        return True
 
     # -- interrupted actions ------------------------------------------------------------------------
     async def recover_interrupted(self) -> int:
         """Actions another process started and never finished within ``action_lease_s`` (it was killed,
         or a deploy stopped it): not re-run, but handed to an operator with a notice in the milestone's
-        thread. Only one process wins each (compare-and-set). One of a plan that no longer runs is
-        recorded and offered to nobody. Returns how many notices were posted."""
+        thread, and the milestone's message says so. Only one process wins each (compare-and-set). One
+        of a plan that no longer runs is recorded and offered to nobody. Returns how many notices
+        were posted."""
         now = self.clock.timestamp()
         posted = 0
         for m in self.repo.interrupted_actions(now=now, worker=self.worker_id,
@@ -451,6 +460,13 @@ class TimelineService:
                         m["label"], exc, self.config.lease_s)
             return False
         self.repo.record_notice(m["id"], ts)
+        # the milestone's own message: its status line says so (once answered, _resolved_message
+        # says who answered how); not if an operator answered in the meantime
+        fresh = self.repo.milestone(m["id"])
+        if fresh is not None and fresh["state"] == "awaiting" and fresh["action_notice_ts"] == ts:
+            text, blocks = interrupted_milestone_blocks(fresh, timeline)
+            await self._update(timeline["channel_id"], fresh["message_ts"], text, blocks,
+                               what=f"{m['label']}'s message with its interrupted action")
         return True
 
     # -- the scheduler ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from datetime import timedelta
 
 import pytest
@@ -169,3 +170,44 @@ async def test_a_notice_not_yet_posted_when_the_plan_is_cancelled_is_never_poste
     row = bot.store.timeline.milestones(1)[0]
     assert row["state"] == "posted" and row["action_state"] == "orphaned"
     assert "of a plan since cancelled" in bot.store.timeline.history(1)[-1]["detail"]
+
+
+async def test_the_milestone_message_says_the_action_was_interrupted_then_who_answered(timeline_bot, clock):
+    bot, other, post = await _killed_mid_action(timeline_bot, clock)
+    clock.set(T24 + LEASE)
+    assert await other.tick() == 0  # no milestone is posted; the notice is
+    (notice,) = _thread(bot, post)
+    assert [b["action_id"] for b in _buttons(notice)] == ["timeline_run_late", "timeline_skip"]
+    assert post.text == ("T-24h · Final staging validation: its action was interrupted by a restart; waiting for "
+                         "an operator to run it again or skip it.")
+    status = json.dumps(post.blocks, ensure_ascii=False)
+    assert ":alarm_clock: *T-24h · Final staging validation*" in status
+    assert ":warning: *Interrupted:* the bot restarted while running this (runs the readiness checks against " \
+           "staging); it is not known whether it finished" in status
+    assert "the buttons are in this thread" in status and "Results follow" not in status
+    assert _buttons(post) == [] and "Posted" not in status, "posted on time: no lateness line"
+    assert len(post.history) == 1
+    assert await other.tick() == 0 and len(post.history) == 1, "updated once"
+
+    clock.set(T24 + LEASE + timedelta(minutes=2))
+    assert "Skipped T-24h" in (await bot.click(notice, "timeline_skip")).text
+    assert post.text == ("T-24h · Final staging validation: interrupted by a restart; skipped by <@U0OPERATOR>")
+    status = json.dumps(post.blocks, ensure_ascii=False)
+    assert ":warning: Interrupted by a restart. Skipped by <@U0OPERATOR>" in status
+    assert "runs the readiness checks against staging was not run again." in status
+    assert "waits for a launch operator" not in status and _buttons(post) == []
+    assert "Skipped by <@U0OPERATOR>" in json.dumps(bot.slack.find("C0LAUNCH01", notice.ts).blocks)
+
+
+async def test_a_milestone_message_slack_does_not_update_still_gets_its_notice(timeline_bot, clock, caplog):
+    bot, other, post = await _killed_mid_action(timeline_bot, clock)
+    bot.slack.fail("chat.update", status=200, body={"ok": False, "error": "cant_update_message"})
+    clock.set(T24 + LEASE)
+    with caplog.at_level(logging.WARNING, logger="bot.timeline"):
+        assert await other.tick() == 0  # no milestone is posted; the notice is
+    (notice,) = _thread(bot, post)
+    assert bot.store.timeline.milestones(1)[0]["action_notice_ts"] == notice.ts
+    assert post.history == [] and "Now: runs the readiness checks" in json.dumps(post.blocks, ensure_ascii=False)
+    assert "could not update T-24h's message with its interrupted action: " in caplog.text
+    assert "cant_update_message" in caplog.text
+    assert await other.tick() == 0 and len(_thread(bot, post)) == 1, "the notice is not posted again"

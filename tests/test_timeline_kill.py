@@ -287,6 +287,12 @@ async def test_sigkill_while_an_action_runs_hands_it_to_an_operator_once(tmp_pat
     assert row["state"] == "awaiting" and row["action_state"] == "waiting"
     assert row["action_notice_ts"] == notice.ts
     assert milestone_posts(slack, "T-24h") == [post], "the milestone is not posted twice"
+    # the milestone's own message says so in place; the buttons are on the notice only
+    status = slack.find("C0LAUNCH01", post.ts)
+    assert "its action was interrupted by a restart; waiting for an operator" in status.text
+    assert "*Interrupted:* the bot restarted while running this" in json.dumps(status.blocks)
+    assert "Now: runs the readiness checks" in json.dumps(status.history[-1]["blocks"]), "it was the post"
+    assert _buttons(status) == []
 
     # the bot (with its Slack endpoint) runs again: the buttons work, once, for operators only
     clock.set(utc("2026-12-02T13:00:00+00:00"))
@@ -306,6 +312,10 @@ async def test_sigkill_while_an_action_runs_hands_it_to_an_operator_once(tmp_pat
     assert [(a["action"], a["thread_ts"]) for a in actions] == [("readiness_check:staging", post.ts)]
     answered = json.dumps(slack.find("C0LAUNCH01", notice.ts).blocks)
     assert "Run again on confirmation by <@U0OPERATOR>" in answered and "timeline_run_late" not in answered
+    status = slack.find("C0LAUNCH01", post.ts)
+    assert "interrupted by a restart; run again on confirmation by <@U0OPERATOR>" in status.text
+    assert ":warning: Interrupted by a restart. Run again on confirmation by <@U0OPERATOR>" in json.dumps(
+        status.blocks) and "waits for a launch operator" not in json.dumps(status.blocks)
     # a second press (a stale copy of the message, a double click) runs nothing again
     stale = str(_rows(db)["T-24h"]["id"])
     assert "already answered" in (await bot.press("timeline_run_late", stale, message_ts=notice.ts)).text
@@ -427,6 +437,7 @@ async def test_sigkill_during_a_run_started_by_the_run_button_asks_the_operator_
     assert [(b["action_id"], b["value"]) for b in _buttons(again)] == [
         ("timeline_run_late", str(mid)), ("timeline_skip", str(mid))]
     assert _buttons(slack.find("C0LAUNCH01", first.ts)) == [], "the first notice was answered"
+    assert "*Interrupted:*" in json.dumps(slack.find("C0LAUNCH01", post.ts).blocks)
     row = _rows(db)["T-24h"]
     assert row["state"] == "awaiting" and row["action_state"] == "waiting" and row["resolved_by"] is None
     assert row["action_worker"] == second.id and row["action_notice_ts"] == again.ts
