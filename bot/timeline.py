@@ -31,7 +31,12 @@ runs leaves it ``started``: every tick (so also at start-up) looks for actions a
 started more than ``action_lease_seconds`` ago, and one process (compare-and-set) moves each to
 the late actions' path: ``awaiting`` an operator, with a notice in the milestone's thread saying
 that the bot restarted while running it, that it is not known whether it finished, and offering
-Run / Skip. It is never re-run by itself: the checks may have half-run, and the operator decides.
+Run / Skip; the milestone's own message says so too (updated in place), and later who answered.
+It is never re-run by itself: the checks may have half-run, and the operator decides.
+A run the operator starts (Run) is recorded the same way (worker, start), so a process killed
+during it is found the same way, and a new notice asks again. An interrupted action of a plan that
+no longer runs (cancelled, or replaced by a newer plan) is recorded (history, audit) and offered
+to nobody: no notice, no buttons.
 
 A rollback pauses the timeline (``traffic.rolled_back``); ``/cio golive resume`` resumes it.
 
@@ -64,6 +69,7 @@ from bot.timeline_render import (
     Gate,
     escape,
     interrupted_blocks,
+    interrupted_milestone_blocks,
     interrupted_resolved_blocks,
     milestone_blocks,
     plan_blocks,
@@ -324,14 +330,17 @@ class TimelineService:
                             + ("resume it first with `/cio golive resume`." if state == "paused" else
                                "plan again with `/cio golive <when>`."))
         now_iso = self._now_iso()
-        if not self.repo.resolve_waiting(m["id"], state="posted", action_state="confirmed", user_id=user_id,
-                                         now=now_iso):
+        started = self.clock.timestamp()
+        # recorded as run by this process from now, like an automatic run: a kill during it is found too
+        if not self.repo.resolve_waiting(m["id"], state="posted", action_state="started", user_id=user_id,
+                                         now=now_iso, worker=self.worker_id, started_ts=started):
             raise UserError(f"{m['label']} was answered a moment ago by someone else; nothing was run again.")
         self.repo.log(m["launch_id"], m["plan_no"], at=now_iso, actor=user_id, kind="confirmed",
                       detail=f"ran the interrupted {m['label']} again ({m['action']})"
                       if m.get("action_interrupted_ts") else f"ran the late {m['label']} ({m['action']})")
         await self._resolved_message(m, timeline, user_id=user_id, ran=True)
-        self.services.spawn(self._run_action(m, m["message_ts"], timeline["channel_id"], final="confirmed"),
+        self.services.spawn(self._run_action(m, m["message_ts"], timeline["channel_id"], final="confirmed",
+                                             started_ts=started),
                             name=f"timeline-action-{m['id']}")
         return Outcome(f"Running {m['label']} ({m['name']}) now; results follow in its thread.")
 
@@ -349,58 +358,92 @@ class TimelineService:
 
     async def _resolved_message(self, m: dict[str, Any], timeline: dict[str, Any], *, user_id: str,
                                 ran: bool) -> None:
-        """Take the buttons away: from the milestone's message (a late action) or from the thread
-        notice (an action interrupted by a restart; the milestone's message never had any)."""
-        if m.get("action_interrupted_ts"):
-            ts = m.get("action_notice_ts")
-            if not ts:
-                return
-            text, blocks = interrupted_resolved_blocks(m, timeline, user_id=user_id, ran=ran,
-                                                       at_ts=self.clock.timestamp())
-        else:
-            ts = m["message_ts"]
-            text, blocks = resolved_blocks(m, timeline, user_id=user_id, ran=ran, at_ts=self.clock.timestamp())
+        """Take the buttons away and say who answered: on the milestone's message (a late action's
+        buttons were there), and for an action interrupted by a restart also on the thread notice
+        (which had the buttons)."""
+        at_ts = self.clock.timestamp()
+        interrupted = bool(m.get("action_interrupted_ts"))
+        if interrupted and m.get("action_notice_ts"):
+            text, blocks = interrupted_resolved_blocks(m, timeline, user_id=user_id, ran=ran, at_ts=at_ts)
+            await self._update(timeline["channel_id"], m["action_notice_ts"], text, blocks,
+                               what=f"the notice with {m['label']}'s buttons")
+        text, blocks = resolved_blocks(m, timeline, user_id=user_id, ran=ran, at_ts=at_ts, interrupted=interrupted)
+        await self._update(timeline["channel_id"], m["message_ts"], text, blocks, what=f"{m['label']}'s message")
+
+    async def _update(self, channel: str, ts: str, text: str, blocks: Any, *, what: str) -> bool:
+        """chat.update; a failure is logged and the caller goes on (the record is in the database)."""
         try:
-            await self.services.slack.update_message(timeline["channel_id"], ts, text, blocks)
-        except ProviderError as exc:
-            log.warning("could not update the message with %s's buttons: %s", m["label"], exc)
+            await asyncio.wait_for(self.services.slack.update_message(channel, ts, text, blocks),
+                                   self.config.post_timeout_s)
+        except (ProviderError, TimeoutError) as exc:
+            log.warning("could not update %s: %s", what, exc)
+            return False
+        return True
 
     # -- interrupted actions ------------------------------------------------------------------------
     async def recover_interrupted(self) -> int:
         """Actions another process started and never finished within ``action_lease_s`` (it was killed,
         or a deploy stopped it): not re-run, but handed to an operator with a notice in the milestone's
-        thread. Only one process wins each (compare-and-set). Returns how many notices were posted."""
+        thread, and the milestone's message says so. Only one process wins each (compare-and-set). One
+        of a plan that no longer runs is recorded and offered to nobody. Returns how many notices
+        were posted."""
         now = self.clock.timestamp()
         posted = 0
         for m in self.repo.interrupted_actions(now=now, worker=self.worker_id,
                                                action_lease_s=self.config.action_lease_s):
-            if m["state"] == "posted":
-                now_iso = self._now_iso()
-                with self.services.store.transaction():
+            now_iso = self._now_iso()
+            with self.services.store.transaction():
+                if self.repo.take_orphaned(m["id"], self.worker_id, now=now,
+                                           action_lease_s=self.config.action_lease_s):
+                    self._record_orphaned(m, now_iso)
+                    continue
+                if m["state"] == "posted":
                     if not self.repo.take_interrupted(m["id"], self.worker_id, now=now,
                                                       action_lease_s=self.config.action_lease_s,
                                                       notice_lease_s=self.config.lease_s):
                         continue  # another process took it a moment ago, or it finished after all
-                    started = m.get("action_started_ts") or m.get("posted_ts")
-                    self.repo.log(m["launch_id"], m["plan_no"], at=now_iso, actor="", kind="interrupted",
-                                  detail=f"the bot restarted while running {m['label']} ({m['action']}); not "
-                                         "known whether it finished: waiting for an operator to run it again "
-                                         "or skip it")
-                    timeline = self.repo.get(m["launch_id"])
-                    self.services.store.audit.record(
-                        user_id=None, channel_id=timeline["channel_id"] if timeline else None, kind="system",
-                        action=f"timeline {m['label']}", outcome="action interrupted by a restart; waiting for "
-                                                                 "an operator",
-                        detail={"milestone": m["key"], "action": m["action"], "worker": m.get("action_worker"),
-                                "started_ts": started, "message_ts": m["message_ts"], "found_by": self.worker_id})
+                    self._record_interrupted(m, now_iso)
+                elif not self.repo.retake_notice(m["id"], now=now, notice_lease_s=self.config.lease_s):
+                    continue
+            if m["state"] == "posted":
                 log.warning("milestone %s: its action %s was started by %s and never finished; waiting for an "
                             "operator", m["label"], m["action"], m.get("action_worker") or "an earlier version")
-            elif not self.repo.retake_notice(m["id"], now=now, notice_lease_s=self.config.lease_s):
-                continue
             fresh = self.repo.milestone(m["id"])
             if fresh is not None and await self._post_interrupted_notice(fresh):
                 posted += 1
         return posted
+
+    def _record_interrupted(self, m: dict[str, Any], now_iso: str) -> None:
+        started = m.get("action_started_ts") or m.get("posted_ts")
+        rerun = f" (run again on confirmation by <@{m['resolved_by']}>)" if m.get("resolved_by") else ""
+        self.repo.log(m["launch_id"], m["plan_no"], at=now_iso, actor="", kind="interrupted",
+                      detail=f"the bot restarted while running {m['label']} ({m['action']}){rerun}; not "
+                             "known whether it finished: waiting for an operator to run it again or skip it")
+        timeline = self.repo.get(m["launch_id"])
+        self.services.store.audit.record(
+            user_id=None, channel_id=timeline["channel_id"] if timeline else None, kind="system",
+            action=f"timeline {m['label']}", outcome="action interrupted by a restart; waiting for an operator",
+            detail={"milestone": m["key"], "action": m["action"], "worker": m.get("action_worker"),
+                    "started_ts": started, "confirmed_by": m.get("resolved_by"), "message_ts": m["message_ts"],
+                    "found_by": self.worker_id})
+
+    def _record_orphaned(self, m: dict[str, Any], now_iso: str) -> None:
+        """An interrupted action of a cancelled or replaced plan: a history note and an audit line, no
+        post; nobody is asked to run an action of a plan that no longer exists."""
+        timeline = self.repo.get(m["launch_id"])
+        gone = "replaced by a newer plan" if timeline and timeline["plan_no"] != m["plan_no"] else "cancelled"
+        self.repo.log(m["launch_id"], m["plan_no"], at=now_iso, actor="", kind="interrupted",
+                      detail=f"the bot restarted while running {m['label']} ({m['action']}) of a plan since "
+                             f"{gone}; not known whether it finished, and not offered to run again")
+        self.services.store.audit.record(
+            user_id=None, channel_id=timeline["channel_id"] if timeline else None, kind="system",
+            action=f"timeline {m['label']}", outcome=f"action interrupted by a restart; its plan was {gone}, so "
+                                                     "it is not offered to anyone",
+            detail={"milestone": m["key"], "action": m["action"], "plan_no": m["plan_no"],
+                    "worker": m.get("action_worker"), "started_ts": m.get("action_started_ts") or m.get("posted_ts"),
+                    "message_ts": m["message_ts"], "found_by": self.worker_id})
+        log.warning("milestone %s: its action %s never finished, and its plan was %s; recorded, not offered",
+                    m["label"], m["action"], gone)
 
     async def _post_interrupted_notice(self, m: dict[str, Any]) -> bool:
         timeline = self.repo.get(m["launch_id"])
@@ -417,6 +460,13 @@ class TimelineService:
                         m["label"], exc, self.config.lease_s)
             return False
         self.repo.record_notice(m["id"], ts)
+        # the milestone's own message: its status line says so (once answered, _resolved_message
+        # says who answered how); not if an operator answered in the meantime
+        fresh = self.repo.milestone(m["id"])
+        if fresh is not None and fresh["state"] == "awaiting" and fresh["action_notice_ts"] == ts:
+            text, blocks = interrupted_milestone_blocks(fresh, timeline)
+            await self._update(timeline["channel_id"], fresh["message_ts"], text, blocks,
+                               what=f"{m['label']}'s message with its interrupted action")
         return True
 
     # -- the scheduler ------------------------------------------------------------------------------
@@ -515,7 +565,8 @@ class TimelineService:
                 await self.after_post(m)
         # Slack has the message: record it at once (the only double-post window ends here).
         action_state = "waiting" if wait else ("started" if m["action"] and not m["ramp_to"] else "none")
-        if not self.repo.mark_posted(m["id"], self.worker_id, message_ts=ts, posted_ts=self.clock.timestamp(),
+        posted_ts = self.clock.timestamp()
+        if not self.repo.mark_posted(m["id"], self.worker_id, message_ts=ts, posted_ts=posted_ts,
                                      late_s=late, state="awaiting" if wait else "posted", action_state=action_state):
             log.error("milestone %s was posted but its claim had passed to another process (lease %.0f s too "
                       "short for this post?)", m["label"], self.config.lease_s)
@@ -529,7 +580,7 @@ class TimelineService:
             "channel_id": timeline["channel_id"], "thread_ts": ts, "late_seconds": round(late, 1),
         }), name=f"timeline-milestone-{m['id']}")
         if action_state == "started":
-            self.services.spawn(self._run_action(m, ts, timeline["channel_id"], final="done"),
+            self.services.spawn(self._run_action(m, ts, timeline["channel_id"], final="done", started_ts=posted_ts),
                                 name=f"timeline-action-{m['id']}")
         return True
 
@@ -552,17 +603,20 @@ class TimelineService:
                 return str(message["ts"])
         return None
 
-    async def _run_action(self, m: dict[str, Any], thread_ts: str, channel_id: str, *, final: str) -> None:
+    async def _run_action(self, m: dict[str, Any], thread_ts: str, channel_id: str, *, final: str,
+                          started_ts: float) -> None:
+        """Run the action this process recorded as started at ``started_ts``; ``final`` (``done``, or
+        ``confirmed`` for a run on an operator's confirmation) once it finished."""
         if self.in_action is not None:
             await self.in_action(m)
         await self.services.events.publish("timeline.action", {
             "launch_id": m["launch_id"], "milestone": m["key"], "action": m["action"],
             "channel_id": channel_id, "thread_ts": thread_ts,
         })
-        if final == "done" and not self.repo.set_action_state(m["id"], "done", expect=("started",)):
+        if not self.repo.finish_action(m["id"], final, worker=self.worker_id, started_ts=started_ts):
             log.warning("%s's action finished after another process took it for interrupted (it ran longer "
-                        "than action_lease_seconds, %.0f s); an operator was asked to run it again or skip it",
-                        m["label"], self.config.action_lease_s)
+                        "than action_lease_seconds, %.0f s); that process handed it to an operator (or, its plan "
+                        "gone, to nobody)", m["label"], self.config.action_lease_s)
 
     # -- reading ------------------------------------------------------------------------------------
     def view(self, channel_id: str) -> tuple[str, list[Any]]:

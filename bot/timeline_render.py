@@ -214,17 +214,41 @@ def interrupted_resolved_blocks(m: dict[str, Any], timeline: dict[str, Any], *, 
     return text, [blocks.section(f"{head}\n{tail}")]
 
 
+def _head_blocks(m: dict[str, Any], timeline: dict[str, Any]) -> list[Block]:
+    """A posted milestone's head (for updates of its message): title, due, how late it was posted."""
+    out: list[Block] = [blocks.section(f":alarm_clock: *{m['label']} · {m['name']}*\n"
+                                       f"Due {when(m['due_ts'], timeline['timezone'])}")]
+    if (m.get("late_s") or 0) >= LATE_NOTE_S:
+        out.append(blocks.context(f":hourglass: Posted {human(m['late_s'])} late."))
+    return out
+
+
+def interrupted_milestone_blocks(m: dict[str, Any], timeline: dict[str, Any]) -> tuple[str, list[Block]]:
+    """The milestone's own message once its action is found interrupted (the buttons are on the
+    notice in its thread)."""
+    what = action_text(m["action"])
+    status = (f":warning: *Interrupted:* the bot restarted while running this ({what}); it is not known "
+              "whether it finished. It waits for a launch operator to run it again or skip it: the buttons "
+              "are in this thread.")
+    text = (f"{m['label']} · {m['name']}: its action was interrupted by a restart; waiting for an operator "
+            "to run it again or skip it.")
+    return text, [*_head_blocks(m, timeline), blocks.section(status)]
+
+
 def resolved_blocks(m: dict[str, Any], timeline: dict[str, Any], *, user_id: str, ran: bool,
-                    at_ts: float) -> tuple[str, list[Block]]:
-    """The late milestone's message once an operator answered (buttons gone)."""
+                    at_ts: float, interrupted: bool = False) -> tuple[str, list[Block]]:
+    """A waiting milestone's message once an operator answered (buttons gone): a late action, or
+    (``interrupted``) one the bot restarted while running."""
     zone = timeline["timezone"]
-    head = f":alarm_clock: *{m['label']} · {m['name']}*\nDue {when(m['due_ts'], zone)}"
-    verb = f"Run on confirmation by <@{user_id}>" if ran else f"Skipped by <@{user_id}>"
+    again = " again" if interrupted else ""
+    verb = f"Run{again} on confirmation by <@{user_id}>" if ran else f"Skipped by <@{user_id}>"
     tail = f"{verb} {when(at_ts, zone, '{time}')}: {action_text(m['action'])}" + \
-        (". Results follow in this thread." if ran else " was not done.")
-    text = f"{m['label']} · {m['name']}: {verb.lower()}"
-    return text, [blocks.section(head), blocks.context(f":hourglass: Posted {human(m.get('late_s') or 0)} late."),
-                  blocks.section(tail)]
+        (". Results follow in this thread." if ran else f" was not {'run again' if interrupted else 'done'}.")
+    if interrupted:
+        tail = f":warning: Interrupted by a restart. {tail}"
+    text = f"{m['label']} · {m['name']}: " + ("interrupted by a restart; " if interrupted else "") + \
+        verb[0].lower() + verb[1:]
+    return text, [*_head_blocks(m, timeline), blocks.section(tail)]
 
 
 def timeline_view(timeline: dict[str, Any] | None, milestones: Sequence[dict[str, Any]],
@@ -247,10 +271,12 @@ def timeline_view(timeline: dict[str, Any] | None, milestones: Sequence[dict[str
             line += f" (posted {human(m['late_s'])} late)"
         if st in ("skipped",) and m.get("resolved_by"):
             line += f" by <@{m['resolved_by']}>"
-        elif m.get("action_state") == "confirmed" and m.get("resolved_by"):
+        elif m["state"] == "posted" and m.get("resolved_by"):  # Run pressed: running (started) or confirmed
             line += f", run {'again ' if m.get('action_interrupted_ts') else ''}on confirmation by " \
                     f"<@{m['resolved_by']}>"
-        if m.get("action_interrupted_ts"):
+        if m.get("action_state") == "orphaned":
+            line += " (the bot restarted while its action ran; its plan no longer runs, so it was not offered again)"
+        elif m.get("action_interrupted_ts"):
             line += " (the bot restarted while its action ran)"
         if m.get("note") and st in ("skipped", "cancelled"):
             line += f" — {m['note']}"

@@ -12,6 +12,10 @@ stdin, one per line, answering on stdout:
 
 - ``clock <ISO 8601>``: set the clock -> ``clock <ISO>``
 - ``tick``: post what is due -> ``ticked <n>``
+- ``press <action_id> <value> <user> <message_ts> <response_url>``: a button pressed in the launch
+  channel, as Slack sends it (signed, through the bot's Bolt app and handlers: permission, audit,
+  answer to ``response_url``) -> ``pressed <HTTP status>`` once acknowledged; what the button
+  starts goes on in the background
 - ``quit``
 
 ``CIO_WORKER_HOLD_AFTER_CLAIM=<milestone key>`` (driven mode only) makes the process print
@@ -19,7 +23,8 @@ stdin, one per line, answering on stdout:
 a test can SIGKILL it between the claim and the post; ``CIO_WORKER_HOLD_AFTER_POST=<key>``
 holds after Slack accepted the post and before the database records it (``posted <key>``);
 ``CIO_WORKER_HOLD_IN_ACTION=<key>`` holds once the milestone is posted and recorded and its
-action has started, before the action finishes (``acting <key>``).
+action has started, before the action finishes (``acting <key>``), also an action an operator
+started with a button (``press``).
 """
 
 from __future__ import annotations
@@ -33,7 +38,9 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from bot.app import configure_domains
+from slack_bolt.async_app import AsyncApp
+
+from bot.app import build_bolt_app, configure_domains
 from bot.cli import setup_logging
 from bot.clock import FakeClock
 from bot.config import ConfigError, Settings
@@ -54,6 +61,21 @@ def _hold(key: str, word: str) -> Callable[[dict[str, Any]], Awaitable[None]]:
     return hold
 
 
+async def _press(services: Services, bolt: AsyncApp, arg: str) -> int:
+    from slack_bolt.request.async_request import AsyncBoltRequest
+
+    from bot.sandbox.requests import action_body, signed_headers
+
+    action_id, value, user, message_ts, response_url = arg.split()
+    secret = services.settings.slack_signing_secret
+    assert secret is not None, "a press is signed as Slack signs it: SLACK_SIGNING_SECRET is needed"
+    body = action_body(action_id=action_id, value=value, user_id=user,
+                       channel_id=services.settings.launch_channel or "", message_ts=message_ts,
+                       response_url=response_url)
+    response = await bolt.async_dispatch(AsyncBoltRequest(body=body, headers=signed_headers(secret.reveal(), body)))
+    return response.status
+
+
 async def _driven(services: Services, clock: FakeClock) -> None:
     timeline = services.timeline
     assert timeline is not None
@@ -67,6 +89,7 @@ async def _driven(services: Services, clock: FakeClock) -> None:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    bolt: AsyncApp | None = None
     _say(f"ready {timeline.worker_id}")
     while line := (await reader.readline()).decode().strip():
         word, _, arg = line.partition(" ")
@@ -75,6 +98,9 @@ async def _driven(services: Services, clock: FakeClock) -> None:
             _say(f"clock {clock.now().isoformat()}")
         elif word == "tick":
             _say(f"ticked {await timeline.tick()}")
+        elif word == "press":
+            bolt = bolt or build_bolt_app(services)
+            _say(f"pressed {await _press(services, bolt, arg)}")
         elif word == "quit":
             break
         else:

@@ -16,7 +16,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from bot.sandbox.slack import FakeSlack, Message
-from bot.sandbox.world import SANDBOX_VIEWER
+from bot.sandbox.world import SANDBOX_OPERATOR, SANDBOX_VIEWER
+from bot.timeline import TimelineService
 from tests.timeline_helpers import milestone_posts, utc
 
 pytest_plugins = ["tests.fixtures_timeline"]
@@ -286,6 +287,12 @@ async def test_sigkill_while_an_action_runs_hands_it_to_an_operator_once(tmp_pat
     assert row["state"] == "awaiting" and row["action_state"] == "waiting"
     assert row["action_notice_ts"] == notice.ts
     assert milestone_posts(slack, "T-24h") == [post], "the milestone is not posted twice"
+    # the milestone's own message says so in place; the buttons are on the notice only
+    status = slack.find("C0LAUNCH01", post.ts)
+    assert "its action was interrupted by a restart; waiting for an operator" in status.text
+    assert "*Interrupted:* the bot restarted while running this" in json.dumps(status.blocks)
+    assert "Now: runs the readiness checks" in json.dumps(status.history[-1]["blocks"]), "it was the post"
+    assert _buttons(status) == []
 
     # the bot (with its Slack endpoint) runs again: the buttons work, once, for operators only
     clock.set(utc("2026-12-02T13:00:00+00:00"))
@@ -305,6 +312,10 @@ async def test_sigkill_while_an_action_runs_hands_it_to_an_operator_once(tmp_pat
     assert [(a["action"], a["thread_ts"]) for a in actions] == [("readiness_check:staging", post.ts)]
     answered = json.dumps(slack.find("C0LAUNCH01", notice.ts).blocks)
     assert "Run again on confirmation by <@U0OPERATOR>" in answered and "timeline_run_late" not in answered
+    status = slack.find("C0LAUNCH01", post.ts)
+    assert "interrupted by a restart; run again on confirmation by <@U0OPERATOR>" in status.text
+    assert ":warning: Interrupted by a restart. Run again on confirmation by <@U0OPERATOR>" in json.dumps(
+        status.blocks) and "waits for a launch operator" not in json.dumps(status.blocks)
     # a second press (a stale copy of the message, a double click) runs nothing again
     stale = str(_rows(db)["T-24h"]["id"])
     assert "already answered" in (await bot.press("timeline_run_late", stale, message_ts=notice.ts)).text
@@ -319,6 +330,12 @@ async def test_sigkill_while_an_action_runs_hands_it_to_an_operator_once(tmp_pat
     assert _notices(slack, post.ts) == [notice] and milestone_posts(slack, "T-24h") == [post]
     row = _rows(db)["T-24h"]
     assert row["state"] == "posted" and row["action_state"] == "confirmed" and row["resolved_by"] == "U0OPERATOR"
+    assert row["action_worker"] == bot.services.timeline.worker_id
+    assert row["action_started_ts"] == utc("2026-12-02T13:00:00+00:00").timestamp()
+    # the confirmed run finished: long after its lease, another process does not take it for interrupted
+    clock.set(utc("2026-12-02T15:00:00+00:00"))
+    assert await TimelineService(bot.services, bot.services.timeline.config).tick() == 0
+    assert _notices(slack, post.ts) == [notice] and _rows(db)["T-24h"]["action_state"] == "confirmed"
 
 
 async def test_two_processes_find_the_interrupted_action_and_one_posts_the_notice(tmp_path, sandbox, timeline_bot,
@@ -376,3 +393,64 @@ async def test_a_notice_slack_refused_is_posted_by_a_later_tick_once(tmp_path, s
 
 def _buttons(message: Message) -> list[dict]:
     return [e for b in message.blocks if b.get("type") == "actions" for e in b.get("elements", [])]
+
+
+async def test_sigkill_during_a_run_started_by_the_run_button_asks_the_operator_again_once(tmp_path, sandbox,
+                                                                                          timeline_bot, clock):
+    """Run it again is recorded like an automatic run (worker, start): a process killed while it
+    runs is found when the action lease has passed, and one new notice asks again."""
+    db = await _plan(timeline_bot, clock)
+    log = tmp_path / "workers.log"
+    slack = sandbox.slack
+    _, post = await _kill_mid_action(sandbox, db, log)
+    mid = _rows(db)["T-24h"]["id"]
+
+    async with running(sandbox, db, log, hold_action="t-24h") as second:
+        await second.at(LEASE_OVER)
+        assert await second.tick() == 0
+        (first,) = _notices(slack, post.ts)
+        await second.at("2026-12-02T12:10:00+00:00")
+        second.send(f"press timeline_run_late {mid} {SANDBOX_OPERATOR} {first.ts} {slack.response_url('rerun')}")
+        said = {await second.read(), await second.read()}
+        assert said == {"pressed 200", "acting t-24h"}, said
+        await second.kill()  # while the run the operator started is going
+    (answer,) = [r for r in slack.responses if r.response_key == "rerun"]
+    assert "Running T-24h" in answer.text
+    row = _rows(db)["T-24h"]
+    assert row["state"] == "posted" and row["action_state"] == "started" and row["resolved_by"] == SANDBOX_OPERATOR
+    assert row["action_worker"] == second.id
+    assert row["action_started_ts"] == utc("2026-12-02T12:10:00+00:00").timestamp()
+
+    async with running(sandbox, db, log) as third:
+        await third.at("2026-12-02T12:14:59+00:00")
+        assert await third.tick() == 0
+        assert _notices(slack, post.ts) == [first], "the operator's run has its own action lease"
+        await third.at("2026-12-02T12:15:00+00:00")
+        assert await third.tick() == 0
+        assert await third.tick() == 0
+        await third.at("2026-12-02T13:00:00+00:00")
+        assert await third.tick() == 0
+        await third.quit()
+    notices = _notices(slack, post.ts)
+    assert len(notices) == 2 and notices[0] is first, "one new notice"
+    again = notices[1]
+    assert [(b["action_id"], b["value"]) for b in _buttons(again)] == [
+        ("timeline_run_late", str(mid)), ("timeline_skip", str(mid))]
+    assert _buttons(slack.find("C0LAUNCH01", first.ts)) == [], "the first notice was answered"
+    assert "*Interrupted:*" in json.dumps(slack.find("C0LAUNCH01", post.ts).blocks)
+    row = _rows(db)["T-24h"]
+    assert row["state"] == "awaiting" and row["action_state"] == "waiting" and row["resolved_by"] is None
+    assert row["action_worker"] == second.id and row["action_notice_ts"] == again.ts
+    assert milestone_posts(slack, "T-24h") == [post]
+    from bot.store import Store
+
+    store = Store(db)
+    try:
+        found = [json.loads(a["detail"]) for a in store.audit.recent(50)
+                 if a["outcome"].startswith("action interrupted")]
+        history = [h["detail"] for h in store.timeline.history(1) if h["kind"] == "interrupted"]
+    finally:
+        store.close()
+    assert found[0]["worker"] == second.id and found[0]["confirmed_by"] == SANDBOX_OPERATOR
+    assert len(found) == 2 and len(history) == 2
+    assert "(run again on confirmation by <@U0OPERATOR>)" in history[1]

@@ -16,12 +16,15 @@
   several are caught up at once or several processes share the database.
   A milestone's action (``action_state``): ``none`` | ``started`` (a process runs it now:
   ``action_worker``, since ``action_started_ts``) --> ``done``; a late one is ``waiting`` for an
-  operator --> ``confirmed`` | ``declined``. An action still ``started`` long after it began
-  (its process died) is *interrupted*: one process (compare-and-set) moves it to ``awaiting`` /
-  ``waiting`` and posts a notice with Run / Skip in the milestone's thread; the notice's post is
-  leased like a claim (``action_notice_until``) and recorded in ``action_notice_ts``.
-- ``timeline_history``: planned, re-planned, paused, resumed, cancelled, interrupted, confirmed,
-  skipped.
+  operator --> ``declined`` (Skip) | ``started`` again, now with ``resolved_by`` (Run: recorded
+  like an automatic run) --> ``confirmed`` when it finishes. An action still ``started`` long after
+  it began (its process died) is *interrupted*: one process (compare-and-set) moves it to
+  ``awaiting`` / ``waiting`` and posts a notice with Run / Skip in the milestone's thread; the
+  notice's post is leased like a claim (``action_notice_until``) and recorded in
+  ``action_notice_ts``. An interrupted action of a plan that no longer runs (cancelled, or
+  replaced by a newer plan) is not offered to anyone: it ends ``orphaned``.
+- ``timeline_history``: planned, re-planned, paused, resumed, cancelled, interrupted (also an
+  orphaned one), confirmed, skipped.
 """
 
 from __future__ import annotations
@@ -126,6 +129,20 @@ _CLAIMABLE = """
           AND (e.due_ts < m.due_ts OR (e.due_ts = m.due_ts AND e.position < m.position))
     )
 """
+
+
+# The milestone's plan still runs: its timeline is on that plan and not cancelled (paused counts).
+_PLAN_LIVE = """EXISTS (
+    SELECT 1 FROM timelines t WHERE t.launch_id = timeline_milestones.launch_id
+    AND t.plan_no = timeline_milestones.plan_no AND t.state != 'cancelled')"""
+
+# An action another process started more than the action lease ago, still unfinished.
+_ABANDONED = ("state = 'posted' AND action_state = 'started' AND action_worker IS NOT :worker "
+              "AND COALESCE(action_started_ts, posted_ts, 0) <= :started_before")
+
+# An interrupted action whose notice is not recorded and whose notice lease ran out.
+_NOTICE_DUE = ("state = 'awaiting' AND action_state = 'waiting' AND action_interrupted_ts IS NOT NULL "
+               "AND action_notice_ts IS NULL AND COALESCE(action_notice_until, 0) <= :now")
 
 
 def _row(row: dict[str, Any]) -> dict[str, Any]:
@@ -328,50 +345,59 @@ class TimelineRepo:
             (milestone_id, worker),
         )
 
-    def set_action_state(self, milestone_id: int, action_state: str, *, expect: tuple[str, ...]) -> bool:
+    def finish_action(self, milestone_id: int, action_state: str, *, worker: str, started_ts: float) -> bool:
+        """The action ``worker`` started at ``started_ts`` finished: ``done`` (automatic) or ``confirmed``
+        (run on an operator's confirmation). False if it is no longer that run (another process took it
+        for interrupted, and maybe an operator ran it again since)."""
         cur = self.store.execute(
-            f"UPDATE timeline_milestones SET action_state = ? WHERE id = ? "
-            f"AND action_state IN ({','.join('?' * len(expect))})",
-            (action_state, milestone_id, *expect),
+            "UPDATE timeline_milestones SET action_state = ? WHERE id = ? AND action_state = 'started' "
+            "AND action_worker = ? AND action_started_ts = ?",
+            (action_state, milestone_id, worker, started_ts),
         )
         return cur.rowcount == 1
 
     # -- interrupted actions -------------------------------------------------------------------
     def interrupted_actions(self, *, now: float, worker: str, action_lease_s: float) -> list[dict[str, Any]]:
         """Actions another process started more than ``action_lease_s`` ago and never finished, and
-        interrupted actions whose notice is not posted yet and whose notice lease ran out."""
+        interrupted actions whose notice is not posted yet and whose notice lease ran out (of any
+        plan: the caller tells a live plan's from a gone one's through the two takes below)."""
         rows = self.store.query(
-            "SELECT * FROM timeline_milestones WHERE "
-            "(action_state = 'started' AND state = 'posted' AND action_worker IS NOT :worker "
-            " AND COALESCE(action_started_ts, posted_ts, 0) <= :started_before) "
-            "OR (action_state = 'waiting' AND state = 'awaiting' AND action_interrupted_ts IS NOT NULL "
-            " AND action_notice_ts IS NULL AND COALESCE(action_notice_until, 0) <= :now) "
-            "ORDER BY due_ts, position",
+            f"SELECT * FROM timeline_milestones WHERE ({_ABANDONED}) OR ({_NOTICE_DUE}) ORDER BY due_ts, position",
             {"worker": worker, "started_before": now - action_lease_s, "now": now},
         )
         return [_row(r) for r in rows]
 
     def take_interrupted(self, milestone_id: int, worker: str, *, now: float, action_lease_s: float,
                          notice_lease_s: float) -> bool:
-        """Compare-and-set: an abandoned action waits for an operator; only one process wins, and it
-        holds the notice's post for ``notice_lease_s``."""
+        """Compare-and-set: an abandoned action of a live plan waits for an operator; only one process
+        wins, and it holds the notice's post for ``notice_lease_s``. An action interrupted before (and
+        run again on confirmation) gets a new notice, and waits for a new answer."""
         cur = self.store.execute(
             "UPDATE timeline_milestones SET state = 'awaiting', action_state = 'waiting', "
-            "action_interrupted_ts = :now, action_notice_until = :until "
-            "WHERE id = :id AND state = 'posted' AND action_state = 'started' AND action_worker IS NOT :worker "
-            "AND COALESCE(action_started_ts, posted_ts, 0) <= :started_before",
+            "action_interrupted_ts = :now, action_notice_until = :until, action_notice_ts = NULL, "
+            f"resolved_by = NULL, resolved_at = NULL WHERE id = :id AND {_ABANDONED} AND {_PLAN_LIVE}",
             {"now": now, "until": now + notice_lease_s, "id": milestone_id, "worker": worker,
              "started_before": now - action_lease_s},
         )
         return cur.rowcount == 1
 
+    def take_orphaned(self, milestone_id: int, worker: str, *, now: float, action_lease_s: float) -> bool:
+        """Compare-and-set: an abandoned action (or one whose notice is still unposted) of a plan that
+        no longer runs ends ``orphaned``, offered to nobody; only one process wins."""
+        cur = self.store.execute(
+            "UPDATE timeline_milestones SET state = 'posted', action_state = 'orphaned', "
+            "action_interrupted_ts = COALESCE(action_interrupted_ts, :now), action_notice_until = NULL "
+            f"WHERE id = :id AND (({_ABANDONED}) OR ({_NOTICE_DUE})) AND NOT {_PLAN_LIVE}",
+            {"now": now, "id": milestone_id, "worker": worker, "started_before": now - action_lease_s},
+        )
+        return cur.rowcount == 1
+
     def retake_notice(self, milestone_id: int, *, now: float, notice_lease_s: float) -> bool:
         """An interrupted action's notice that was never recorded (its poster died, or Slack failed):
-        whoever takes the lease next posts it."""
+        whoever takes the lease next posts it, while the plan runs."""
         cur = self.store.execute(
-            "UPDATE timeline_milestones SET action_notice_until = :until WHERE id = :id AND state = 'awaiting' "
-            "AND action_state = 'waiting' AND action_interrupted_ts IS NOT NULL AND action_notice_ts IS NULL "
-            "AND COALESCE(action_notice_until, 0) <= :now",
+            "UPDATE timeline_milestones SET action_notice_until = :until "
+            f"WHERE id = :id AND {_NOTICE_DUE} AND {_PLAN_LIVE}",
             {"until": now + notice_lease_s, "id": milestone_id, "now": now},
         )
         return cur.rowcount == 1
@@ -384,12 +410,14 @@ class TimelineRepo:
         return cur.rowcount == 1
 
     def resolve_waiting(self, milestone_id: int, *, state: str, action_state: str, user_id: str,
-                        now: str) -> bool:
-        """An operator's answer to a late action: only the first answer wins."""
+                        now: str, worker: str | None = None, started_ts: float | None = None) -> bool:
+        """An operator's answer to a waiting action: only the first answer wins. Run (``started``
+        with ``worker`` and ``started_ts``) records who runs it since when, as for an automatic run."""
         cur = self.store.execute(
-            "UPDATE timeline_milestones SET state = ?, action_state = ?, resolved_by = ?, resolved_at = ? "
+            "UPDATE timeline_milestones SET state = ?, action_state = ?, resolved_by = ?, resolved_at = ?, "
+            "action_worker = COALESCE(?, action_worker), action_started_ts = COALESCE(?, action_started_ts) "
             "WHERE id = ? AND state = 'awaiting'",
-            (state, action_state, user_id, now, milestone_id),
+            (state, action_state, user_id, now, worker, started_ts, milestone_id),
         )
         return cur.rowcount == 1
 
