@@ -413,6 +413,11 @@ async def test_sigkill_during_a_run_started_by_the_run_button_asks_the_operator_
         second.send(f"press timeline_run_late {mid} {SANDBOX_OPERATOR} {first.ts} {slack.response_url('rerun')}")
         said = {await second.read(), await second.read()}
         assert said == {"pressed 200", "acting t-24h"}, said
+        # the button's answer goes out after its ack, through response_url: let it arrive
+        for _ in range(500):
+            if any(r.response_key == "rerun" for r in slack.responses):
+                break
+            await asyncio.sleep(0.01)
         await second.kill()  # while the run the operator started is going
     (answer,) = [r for r in slack.responses if r.response_key == "rerun"]
     assert "Running T-24h" in answer.text
