@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from bot import liveness
 from bot import readiness_blocks as rb
 from bot.blocks import shown
 from bot.clock import Clock, SystemClock
@@ -367,6 +368,7 @@ class ReadinessService:
         self.launchdarkly = launchdarkly
         self.config = config or ReadinessConfig.from_settings(settings)
         self._publish = publish
+        self.owner_id = liveness.new_owner_id()  # written on each run: who is running it
 
     # -- building a run ----------------------------------------------------------------------------
     def launch_id(self, channel_id: str | None = None) -> int:
@@ -469,7 +471,7 @@ class ReadinessService:
         started = time.perf_counter()
         run_id = self.repo.start_run(started_at=started_at, environment=environment, actor=actor,
                                      source=source, categories=cats, planned=engine.planned,
-                                     launch_id=launch, channel_id=channel_id)
+                                     launch_id=launch, channel_id=channel_id, runner=self.owner_id)
         if message_ts:
             self.repo.set_message(run_id, channel_id, message_ts)
         providers, clients = self._providers(environment)
@@ -584,10 +586,28 @@ class ReadinessService:
         report.first_message_ms = first_ms
         return report
 
+    def _abandoned(self, run: dict[str, Any]) -> bool:
+        """A run nobody will finish: its process is known dead, or (another host's, or from
+        before runs had owners) it has been running past any deadline a run can have."""
+        if liveness.alive_here(run.get("runner")):
+            return False
+        if liveness.process_gone(run.get("runner")):
+            return True
+        return self.clock.timestamp() - float(run["started_at"] or 0) > self.config.deadline + 30
+
     async def recover(self) -> None:
-        """After a restart: runs that were in flight are marked interrupted, and their
-        messages say so instead of "running" forever."""
-        for run in self.repo.interrupt_unfinished(self.clock.timestamp()):
+        """Runs left in flight by a process that is gone are marked interrupted, and their
+        messages say so instead of "running" forever: at start (a restart on this host is seen
+        at once), then every 15 s (another replica's run, once past its deadline)."""
+        try:
+            while True:
+                await self.interrupt_abandoned()
+                await asyncio.sleep(15)
+        finally:
+            liveness.release(self.owner_id)
+
+    async def interrupt_abandoned(self) -> None:
+        for run in self.repo.interrupt_unfinished(self.clock.timestamp(), self._abandoned):
             if self.slack is None or not run["message_ts"]:
                 continue
             try:

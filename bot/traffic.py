@@ -23,11 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import secrets
-import socket
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.models.blocks import Block
 
-from bot import blocks
+from bot import blocks, liveness
 from bot.config import Settings
 from bot.errors import UserError
 from bot.flageval import SDKStream, StreamLagging, Verification, verify_served_fraction
@@ -193,10 +190,6 @@ class Outcome:
     ld_calls: int = 0
 
 
-#: the boot ids of the traffic services alive in this process (tests run several side by side)
-_LIVE_BOOTS: set[str] = set()
-
-
 class TrafficService:
     def __init__(self, services: Services, config: TrafficConfig, provider: LaunchDarkly | None) -> None:
         self.services = services
@@ -205,8 +198,7 @@ class TrafficService:
         self.settings = services.settings
         self.repo = services.store.traffic
         # host:pid:random: a lock whose process is gone from this host is released at once
-        self.boot_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-        _LIVE_BOOTS.add(self.boot_id)
+        self.boot_id = liveness.new_owner_id()
         self.flag_key = services.settings.launchdarkly_flag or ""
         self.environment = services.settings.launchdarkly_environment or ""
         self.stream: SDKStream | None = None
@@ -470,30 +462,11 @@ class TrafficService:
     def clock_ts(self) -> float:
         return self.services.clock.timestamp()
 
-    def _process_gone(self, boot_id: str) -> bool:
-        """True when the process that took a lock is known to be dead: it ran on this host and
-        its pid is ours (a restart that reused the pid) or no longer exists. A lock from
-        another host, or one this host cannot judge, waits for its lease to run out."""
-        host, _, rest = boot_id.partition(":")
-        pid_text = rest.partition(":")[0]
-        if host != socket.gethostname() or not pid_text.isdigit():
-            return False
-        pid = int(pid_text)
-        if pid == os.getpid():
-            return boot_id not in _LIVE_BOOTS  # an earlier run that had our pid, or a service of ours
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        except OSError:
-            return False  # exists, owned by someone else
-        return False
-
     def sweep_stale_locks(self) -> list[int]:
         """Release the locks of processes that are gone; the changes they held, now marked
         interrupted, are returned to be reported."""
         at, now_ts = self._now()
-        released = self.repo.release_stale(self.boot_id, at, now_ts, self._process_gone)
+        released = self.repo.release_stale(self.boot_id, at, now_ts, liveness.process_gone)
         for lock in released:
             log.warning("released the traffic lock of a stopped process (%s by %s); its outcome is read from "
                         "LaunchDarkly, not assumed", lock["what"], lock["holder"])
@@ -938,7 +911,7 @@ def configure(services: Services) -> None:
                 await service.report_interrupted(interrupted)
             await service.watch_locks()
         finally:
-            _LIVE_BOOTS.discard(service.boot_id)
+            liveness.release(service.boot_id)
 
     services.loops["traffic.locks"] = watch
     services.health.register("traffic soak", service.soak_findings)

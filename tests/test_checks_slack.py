@@ -9,6 +9,7 @@ import json
 from bot.readiness_blocks import ReportView, render
 from checks.base import CheckResult, Status
 from tests import fixtures_checks as fx
+from tests.process_helpers import OTHER_HOST_OWNER, dead_owner
 
 kit = fx.kit  # fixture
 
@@ -227,3 +228,22 @@ async def test_a_run_cut_short_by_a_restart_is_marked_interrupted(start_bot, tmp
     assert "did not finish: the bot restarted" in message.text and "No verdict" in message.text
     assert restarted.store.checks.get_run(run_id)["verdict"] == "interrupted"
     assert restarted.store.checks.last_run() is None  # an interrupted run is no verdict
+
+
+async def test_a_restart_marks_only_the_runs_of_processes_that_are_gone(start_bot, tmp_path, sandbox, clock):
+    """A run of a dead process on this host is marked at once; a run of a replica on another
+    host (a rolling deploy) is left running until it is past any deadline a run can have."""
+    bot = await start_bot(env=fx.ready_env(tmp_path, sandbox), clock=clock)
+    checks = bot.store.checks
+    now = clock.timestamp()
+
+    def run(runner: str) -> int:
+        return checks.start_run(started_at=now, environment="production", actor="U0OPERATOR", source="slack",
+                                categories=[], planned=38, channel_id=bot.channel, runner=runner)
+
+    dead, replica, ours = run(dead_owner()), run(OTHER_HOST_OWNER), run(bot.services.readiness.owner_id)
+    await bot.services.readiness.interrupt_abandoned()
+    assert [checks.get_run(i)["verdict"] for i in (dead, replica, ours)] == ["interrupted", "running", "running"]
+    clock.advance(bot.services.readiness.config.deadline + 31)
+    await bot.services.readiness.interrupt_abandoned()
+    assert [checks.get_run(i)["verdict"] for i in (dead, replica, ours)] == ["interrupted", "interrupted", "running"]

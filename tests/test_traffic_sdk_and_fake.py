@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import socket
-import subprocess
 
 import httpx
 import pytest
@@ -22,6 +20,7 @@ from bot.sandbox.launchdarkly import (
     FakeLaunchDarkly,
 )
 from bot.sandbox.world import SANDBOX_OPERATOR
+from tests.process_helpers import OTHER_HOST_OWNER, dead_owner
 from tests.traffic_helpers import ld_of, patches, proposal, ramp
 
 pytest_plugins = ["tests.fixtures_traffic"]
@@ -159,12 +158,6 @@ async def _until(predicate, timeout: float = 10.0):
     raise AssertionError("timed out waiting")
 
 
-def _dead_pid() -> int:
-    child = subprocess.Popen(["true"])
-    child.wait()
-    return child.pid
-
-
 def _leave_a_change_in_flight(bot, clock, boot_id: str, *, ttl: float = 10) -> int:
     """What a process stopped in the middle of a ramp to 10% leaves in the database."""
     repo = bot.store.traffic
@@ -186,7 +179,7 @@ def _notices(sandbox) -> list:
 async def test_a_lock_left_by_a_killed_process_is_released_and_its_change_marked_interrupted(
         traffic_bot, sandbox, clock):
     first = await traffic_bot()
-    change = _leave_a_change_in_flight(first, clock, f"{socket.gethostname()}:{_dead_pid()}:cafe", ttl=120)
+    change = _leave_a_change_in_flight(first, clock, dead_owner(), ttl=120)
     blocked = await first.command("/cio ramp 20")
     assert "is changing traffic right now (ramp to 10%" in blocked.text
     await first.stop()
@@ -204,13 +197,13 @@ async def test_a_live_replica_keeps_its_lock_until_its_lease_runs_out(traffic_bo
     """Another host's process mid-change (a rolling deploy) is not declared dead by a new process;
     if it stops renewing its lock, the lease runs out and only then is its change reported."""
     bot = await traffic_bot(lock_seconds=10)
-    change = _leave_a_change_in_flight(bot, clock, "other-host:4242:beef", ttl=10)
+    change = _leave_a_change_in_flight(bot, clock, OTHER_HOST_OWNER, ttl=10)
     await asyncio.sleep(0.5)  # a few sweeps
     assert bot.store.traffic.change(change)["status"] == "started"
     assert "is changing traffic right now" in (await bot.command("/cio ramp 20")).text
     assert not _notices(sandbox)
 
-    bot.store.traffic.renew_lock(1, "other-host:4242:beef", clock.timestamp() + 10)  # it is alive: renews
+    bot.store.traffic.renew_lock(1, OTHER_HOST_OWNER, clock.timestamp() + 10)  # it is alive: renews
     clock.advance(seconds=6)
     await asyncio.sleep(0.5)
     assert bot.store.traffic.change(change)["status"] == "started"
@@ -228,7 +221,7 @@ async def test_a_rollback_waiting_on_a_dead_replicas_lock_gets_through_when_the_
     sandbox.launchdarkly.set_on(True)
     sandbox.launchdarkly.set_rollout(50)
     bot = await traffic_bot(lock_seconds=10, rollback_confirmation=False)
-    _leave_a_change_in_flight(bot, clock, "other-host:4242:beef", ttl=10)
+    _leave_a_change_in_flight(bot, clock, OTHER_HOST_OWNER, ttl=10)
 
     async def lease_runs_out() -> None:
         await asyncio.sleep(0.3)

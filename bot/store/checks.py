@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
@@ -68,7 +69,12 @@ def _v1(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS = [_v1]
+def _v2(db: sqlite_utils.Database) -> None:
+    """Which process runs a check run, so a restart marks only the runs of dead processes."""
+    db["check_runs"].add_column("runner", str)
+
+
+MIGRATIONS = [_v1, _v2]
 
 
 class ChecksRepo:
@@ -78,11 +84,13 @@ class ChecksRepo:
     # -- runs ---------------------------------------------------------------------------------
     def start_run(self, *, started_at: float, environment: str, actor: str, source: str,
                   categories: list[str], planned: int, launch_id: int = 0,
-                  channel_id: str = "") -> int:
+                  channel_id: str = "", runner: str = "") -> int:
         cur = self.store.execute(
             "INSERT INTO check_runs(started_at, environment, actor, source, categories, verdict, counts, "
-            "planned, channel_id, message_ts, launch_id) VALUES (?, ?, ?, ?, ?, 'running', '{}', ?, ?, '', ?)",
-            (started_at, environment, actor, source, json.dumps(categories), planned, channel_id, launch_id),
+            "planned, channel_id, message_ts, launch_id, runner) "
+            "VALUES (?, ?, ?, ?, ?, 'running', '{}', ?, ?, '', ?, ?)",
+            (started_at, environment, actor, source, json.dumps(categories), planned, channel_id, launch_id,
+             runner),
         )
         return int(cur.lastrowid or 0)
 
@@ -131,12 +139,16 @@ class ChecksRepo:
             f"SELECT * FROM check_runs WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT 1", params)
         return _run(rows[0]) if rows else None
 
-    def interrupt_unfinished(self, finished_at: float) -> list[dict[str, Any]]:
-        """Runs left ``running`` by a stopped process become ``interrupted``; returns them."""
+    def interrupt_unfinished(self, finished_at: float,
+                             abandoned: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+        """Runs left ``running`` by a stopped process (``abandoned`` says which) become
+        ``interrupted``; returns them, each once."""
         with self.store.transaction():
-            rows = self.store.query("SELECT * FROM check_runs WHERE verdict = 'running'")
-            self.store.execute("UPDATE check_runs SET verdict = 'interrupted', finished_at = ? "
-                               "WHERE verdict = 'running'", (finished_at,))
+            rows = [r for r in self.store.query("SELECT * FROM check_runs WHERE verdict = 'running'")
+                    if abandoned(r)]
+            for row in rows:
+                self.store.execute("UPDATE check_runs SET verdict = 'interrupted', finished_at = ? "
+                                   "WHERE id = ? AND verdict = 'running'", (finished_at, row["id"]))
         return [_run(r) for r in rows]
 
     def results(self, run_id: int) -> list[dict[str, Any]]:
