@@ -74,7 +74,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot import blocks
+from bot import blocks, liveness
 from bot.blocks import escape
 from bot.config import OPERATOR_ID, ConfigError, Settings
 from bot.errors import PermissionDenied, UserError
@@ -163,6 +163,9 @@ def mention(target: str) -> str:
         return f"<!{target}>"
     return f"<!subteam^{target}>" if target.startswith("S") else f"<@{target}>"
 
+
+#: the outbox lease: held while one process posts; a crashed holder's lease lasts at most this
+OUTBOX_LEASE, OUTBOX_LEASE_SECONDS = "alerts.outbox", 60.0
 
 #: the keys of [alerts] in CIO_CONFIG (a typo must not silently keep a default)
 ALERTS_KEYS = ("thresholds", "escalation", "fire_after", "resolve_after", "evaluate_seconds", "probe_seconds",
@@ -536,6 +539,7 @@ class AlertsService:
     ticks: int = 0
     probes: int = 0
     _flush_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    owner: str = field(default_factory=liveness.new_owner_id)  # this process, for the outbox lease
     _members_cache: dict[str, tuple[float, frozenset[str]]] = field(default_factory=dict)
     _last_prune: float = 0.0
     _mac_key: Secret | None = None
@@ -756,6 +760,8 @@ class AlertsService:
         readings = self.readings(now)
         launch_id = self.launch_id()
         for metric, reading in readings.items():
+            if not self.repo.claim_evaluation(metric, now, self.config.evaluate_seconds / 2):
+                continue  # another process on this database evaluated it this period
             th = self.config.thresholds[metric]
             state = self.repo.metric_state(metric) or {"breach_streak": 0, "ok_streak": 0, "history": []}
             breaching = reading.value is not None and reading.value > th.limit
@@ -975,16 +981,34 @@ class AlertsService:
 
     # -- the outbox: Slack messages, escalation notices, PagerDuty -----------------------------
     async def flush(self) -> None:
+        """Post and update what is pending. One process at a time (a lease in the database):
+        while a second process shares the database, the other's flush is skipped and what it
+        left pending goes out with the next flush, never twice."""
+        leases = self.services.store.leases
+
+        def mine() -> bool:  # taken, or renewed before each post (a slow Slack must not lose it)
+            return leases.acquire(OUTBOX_LEASE, self.owner, now=time.time(), ttl=OUTBOX_LEASE_SECONDS,
+                                  gone=liveness.process_gone)
+
         async with self._flush_lock:
-            for row in self.repo.dirty_alerts():
-                await self._sync_message(row)
-            for esc in self.repo.unnotified_escalations():
-                await self._notify_escalation(esc)
-            for row in self.repo.resolution_notice_pending():
-                await self._post_resolution(row)
-            if self.pagerduty is not None:
-                for row in self.repo.open_alerts() + self.repo.recent_resolved(self.now() - 86400, 50):
-                    await self._sync_pagerduty(row)
+            if not mine():
+                return
+            try:
+                for row in self.repo.dirty_alerts():
+                    if mine():
+                        await self._sync_message(row)
+                for esc in self.repo.unnotified_escalations():
+                    if mine():
+                        await self._notify_escalation(esc)
+                for row in self.repo.resolution_notice_pending():
+                    if mine():
+                        await self._post_resolution(row)
+                if self.pagerduty is not None:
+                    for row in self.repo.open_alerts() + self.repo.recent_resolved(self.now() - 86400, 50):
+                        if mine():
+                            await self._sync_pagerduty(row)
+            finally:
+                leases.release(OUTBOX_LEASE, self.owner)
 
     async def _sync_message(self, row: dict[str, Any]) -> None:
         if not row["channel_id"]:

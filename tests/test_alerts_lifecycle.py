@@ -18,6 +18,7 @@ from tests.fixtures_alerts import (
     send_metrics,
     thread,
     tick,
+    wait_for,
     write_config,
 )
 
@@ -100,6 +101,26 @@ async def test_an_alert_whose_data_stops_stays_open_until_good_data_or_a_person(
     assert abot.store.alerts.open_alerts() == []
     [notice] = [m for m in thread(abot, msg.ts) if "Resolved automatically" in m.text]
     assert "back within 5% (1%)" in notice.text
+
+
+async def test_two_processes_on_one_database_count_each_period_once(start_bot, clock, tmp_path):
+    """During a rolling deploy two processes evaluate the same metrics: each period still counts
+    once, so a breach takes its 3 periods to fire (not 2 minutes) and fires one alert."""
+    env = {"CIO_CONFIG": write_config(tmp_path, BASE_CONFIG)}
+    one = await start_bot(clock=clock, env=env)
+    two = await start_bot(clock=clock, env=env)  # the same database file
+    await send_metrics(one, sent=200, bounced=40)  # 20%
+    for period in (1, 2, 3):
+        await wait_for(lambda: len(clock._waiters) >= 6, what="both processes' loops to sleep")
+        before = one.services.alerts.evaluations, two.services.alerts.evaluations
+        clock.advance(60)
+        await wait_for(lambda before=before: one.services.alerts.evaluations > before[0]
+                       and two.services.alerts.evaluations > before[1], what="both to evaluate")
+        assert await one.services.idle(5) and await two.services.idle(5)
+        assert one.store.alerts.metric_state("bounce_rate")["breach_streak"] == period
+        assert len(alert_messages(one)) == (1 if period == 3 else 0)
+    [msg] = alert_messages(one)
+    assert len([m for m in thread(one, msg.ts) if "<@U0ONCALL>" in m.text]) == 1, "tier 1 paged once"
 
 
 async def test_flapping_data_fires_nothing(abot, clock):

@@ -62,12 +62,14 @@ class Store:
         from bot.store.audit import AuditRepo
         from bot.store.checks import ChecksRepo
         from bot.store.launch import LaunchRepo
+        from bot.store.leases import LeaseRepo
         from bot.store.review import ReviewReader
         from bot.store.timeline import TimelineRepo
         from bot.store.traffic import TrafficRepo
 
         self.audit = AuditRepo(self)
         self.launches = LaunchRepo(self)
+        self.leases = LeaseRepo(self)
         self.alerts = AlertsRepo(self)
         self.traffic = TrafficRepo(self)
         self.checks = ChecksRepo(self)

@@ -294,6 +294,21 @@ class AlertsRepo:
         row["history"] = json.loads(row["history"])
         return row
 
+    def claim_evaluation(self, metric: str, now: float, min_gap: float) -> bool:
+        """Take this period's evaluation of ``metric``: False when another process (a second
+        replica on this database) evaluated it less than ``min_gap`` seconds ago, so that a
+        breach or a recovery counts once per period however many processes run."""
+        with self.store.transaction():
+            cur = self.store.execute(
+                "UPDATE metric_state SET evaluated_at = ? WHERE metric = ? AND evaluated_at <= ?",
+                (now, metric, now - min_gap))
+            if cur.rowcount:
+                return True
+            cur = self.store.execute(
+                "INSERT OR IGNORE INTO metric_state(metric, breach_streak, ok_streak, value, samples, breaching, "
+                "history, evaluated_at) VALUES (?, 0, 0, NULL, 0, 0, '[]', ?)", (metric, now))
+            return bool(cur.rowcount)
+
     def save_metric_state(self, metric: str, *, breach_streak: int, ok_streak: int, value: float | None,
                           samples: int, breaching: bool, history: list[float | None], at: float) -> None:
         self.store.execute(
