@@ -216,7 +216,8 @@ class Server:
 
 def start_bot(args: argparse.Namespace, env: dict[str, str], workdir: Path) -> Server:
     config = workdir / "bench.toml"
-    config.write_text(f'[alerts]\nintake_synchronous = "{args.synchronous}"\n')
+    config.write_text(f'[alerts]\nintake_synchronous = "{args.synchronous}"\n'
+                      + (f"intake_linger_ms = {args.linger_ms:g}\n" if args.linger_ms is not None else ""))
     port = free_port()
     with (workdir / "bot.log").open("wb") as log:
         proc = subprocess.Popen(
@@ -325,6 +326,8 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=1, help="client processes")
     parser.add_argument("--rounds", type=int, default=3,
                         help="measured rounds per server, alternating between the two (default 3)")
+    parser.add_argument("--linger-ms", type=float, default=None,
+                        help="[alerts] intake_linger_ms of the bot (default: the bot's own default)")
     parser.add_argument("--synchronous", choices=("FULL", "NORMAL"), default="FULL",
                         help="SQLite synchronous mode of the intake connection (default FULL)")
     parser.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
