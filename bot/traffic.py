@@ -832,9 +832,7 @@ class TrafficService:
             if flag is None:
                 verdict = "check the flag in LaunchDarkly before anything else."
             elif flag.served == round(float(row["to_pct"]) * 1000):
-                verdict = ("that is what was asked, but nobody verified it: `/cio status` shows it, and "
-                           f"`/cio {'rollback' if row['kind'] == 'rollback' else 'ramp ' + format(row['to_pct'], 'g')}` "
-                           "again verifies and announces it.")
+                verdict = await self._verify_found(change_id, flag)
             else:
                 verdict = (f"that is *not* what was asked ({format(row['to_pct'], 'g')}%): the change did not "
                            "take effect. Run it again if it is still wanted.")
@@ -845,6 +843,24 @@ class TrafficService:
                 user_id=None, channel_id=row["channel_id"], kind="system", action=f"traffic {what} interrupted",
                 outcome="reported" if posted else "not posted",
                 detail={"change_id": change_id, "found": flag.describe() if flag else None})
+
+    async def _verify_found(self, change_id: int, flag: FlagState) -> str:
+        """The flag as found after a restart matches what the cut-off change asked: evaluate it
+        with the SDK now, as a change is verified, and say what that shows."""
+        try:
+            verification = await asyncio.to_thread(
+                verify_served_fraction, flag.raw, self.environment, flag.served / FULL,
+                sample=self.config.verify_sample, z=self.config.verify_z,
+                context_kind=flag.context_kind or self.config.context_kind, bucket_by=flag.bucket_by,
+                source="the flag data read after the restart")
+        except Exception as exc:  # the SDK failing is said, not hidden
+            log.exception("SDK evaluation of the flag found after a restart failed")
+            return (f"that is what was asked, but the LaunchDarkly SDK could not evaluate it "
+                    f"({type(exc).__name__}), so it is not verified.")
+        self.repo.update_change(change_id, verification=verification.as_dict())
+        if not verification.ok:
+            return f"that is what was asked, but {verification.describe()}, outside the tolerance: not verified."
+        return f"that is what was asked, and verified now: {verification.describe()}."
 
     # -- /cio status ----------------------------------------------------------------------------
     async def status_section(self, launch: dict[str, Any] | None, channel_id: str) -> StatusSection:
