@@ -85,6 +85,8 @@ log = logging.getLogger(__name__)
 
 #: Slack message metadata event type that marks a milestone's post (to find it after a crash)
 METADATA_EVENT = "cio_timeline_milestone"
+#: ... and marks the notice in a milestone's thread that its action was interrupted
+NOTICE_EVENT = "cio_timeline_interrupted"
 
 
 @dataclass(frozen=True)
@@ -409,7 +411,7 @@ class TimelineService:
                 log.warning("milestone %s: its action %s was started by %s and never finished; waiting for an "
                             "operator", m["label"], m["action"], m.get("action_worker") or "an earlier version")
             fresh = self.repo.milestone(m["id"])
-            if fresh is not None and await self._post_interrupted_notice(fresh):
+            if fresh is not None and await self._post_interrupted_notice(fresh, retake=m["state"] != "posted"):
                 posted += 1
         return posted
 
@@ -445,14 +447,18 @@ class TimelineService:
         log.warning("milestone %s: its action %s never finished, and its plan was %s; recorded, not offered",
                     m["label"], m["action"], gone)
 
-    async def _post_interrupted_notice(self, m: dict[str, Any]) -> bool:
+    async def _post_interrupted_notice(self, m: dict[str, Any], *, retake: bool = False) -> bool:
         timeline = self.repo.get(m["launch_id"])
         assert timeline is not None
         text, blocks = interrupted_blocks(m, timeline, started_ts=m.get("action_started_ts") or m.get("posted_ts"))
+        # marks the notice of this interruption, so that a post whose answer was lost is found
+        meta = {"event_type": NOTICE_EVENT,
+                "event_payload": {"milestone_id": m["id"], "interrupted_ts": m.get("action_interrupted_ts")}}
         try:
-            ts = await asyncio.wait_for(
+            ts = await self._earlier_notice(timeline["channel_id"], m["message_ts"], meta) if retake else None
+            ts = ts or await asyncio.wait_for(
                 self.services.slack.post_message(timeline["channel_id"], text, blocks, thread_ts=m["message_ts"],
-                                                 retry_unsafe=False),
+                                                 metadata=meta, retry_unsafe=False),
                 self.config.post_timeout_s)
         except (ProviderError, TimeoutError) as exc:
             # the notice's lease runs out and the next tick (here or elsewhere) posts it
@@ -583,6 +589,19 @@ class TimelineService:
             self.services.spawn(self._run_action(m, ts, timeline["channel_id"], final="done", started_ts=posted_ts),
                                 name=f"timeline-action-{m['id']}")
         return True
+
+    async def _earlier_notice(self, channel: str, thread_ts: str, meta: dict[str, Any]) -> str | None:
+        """An earlier attempt at this notice may have reached Slack with its answer lost (a timeout,
+        a process killed right after): find it in the milestone's thread instead of posting again.
+        If the thread cannot be read, the error goes up and the notice waits for the next try."""
+        for message in await asyncio.wait_for(self.services.slack.thread_replies(channel, thread_ts),
+                                              self.config.post_timeout_s):
+            found = message.get("metadata") or {}
+            if found.get("event_type") == meta["event_type"] and found.get("event_payload") == meta["event_payload"]:
+                log.info("the notice about milestone %s was already posted (ts %s); not posting it again",
+                         meta["event_payload"]["milestone_id"], message.get("ts"))
+                return str(message["ts"])
+        return None
 
     async def _earlier_post(self, m: dict[str, Any], channel: str) -> str | None:
         """An earlier attempt (a process killed after Slack accepted its post, or an answer lost on

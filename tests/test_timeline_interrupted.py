@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -211,3 +212,21 @@ async def test_a_milestone_message_slack_does_not_update_still_gets_its_notice(t
     assert "could not update T-24h's message with its interrupted action: " in caplog.text
     assert "cant_update_message" in caplog.text
     assert await other.tick() == 0 and len(_thread(bot, post)) == 1, "the notice is not posted again"
+
+
+async def test_a_notice_whose_answer_was_lost_is_found_in_the_thread_not_posted_twice(timeline_bot, clock):
+    """Slack took the notice but its answer never came back (a timeout): the next try reads the
+    milestone's thread, finds the notice by its metadata and records it instead of posting again."""
+    bot, other, post = await _killed_mid_action(timeline_bot, clock)
+    other = TimelineService(bot.services, replace(other.config, post_timeout_s=0.3))
+    bot.slack.answer_delays["chat.postMessage"] = 1.0
+    clock.set(T24 + LEASE)
+    assert await other.tick() == 0
+    assert len(_thread(bot, post)) == 1, "Slack has the notice"
+    assert bot.store.timeline.milestones(1)[0]["action_notice_ts"] is None, "the bot never heard back"
+    bot.slack.answer_delays.clear()
+    clock.set(T24 + LEASE + timedelta(seconds=other.config.lease_s + 1))  # the notice's lease ran out
+    assert await other.tick() == 0
+    (notice,) = _thread(bot, post)
+    assert bot.store.timeline.milestones(1)[0]["action_notice_ts"] == notice.ts
+    assert await other.tick() == 0 and len(_thread(bot, post)) == 1

@@ -60,6 +60,9 @@ class FakeSlack(FakeServer):
         self.usergroups: dict[str, list[str]] = {}
         self.users: dict[str, dict[str, Any]] = {}
         self.messages: list[Message] = []  # channel messages, in order, updated in place
+        #: Web API method -> seconds to hold the answer back after the call took effect (an
+        #: answer lost on the wire: the caller times out although Slack has the message)
+        self.answer_delays: dict[str, float] = {}
         self.ephemerals: list[Message] = []
         self.responses: list[Message] = []  # posts to response_url endpoints
         self.response_url_uses: dict[str, int] = {}
@@ -136,6 +139,8 @@ class FakeSlack(FakeServer):
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
         result = handler(params)
+        if delay := self.answer_delays.get(method):
+            await asyncio.sleep(delay)
         return web.json_response(result)
 
     def m_auth_test(self, p: dict[str, Any]) -> dict[str, Any]:
