@@ -985,10 +985,19 @@ class AlertsService:
         while a second process shares the database, the other's flush is skipped and what it
         left pending goes out with the next flush, never twice."""
         leases = self.services.store.leases
+        renewed = [0.0]
 
-        def mine() -> bool:  # taken, or renewed before each post (a slow Slack must not lose it)
-            return leases.acquire(OUTBOX_LEASE, self.owner, now=time.time(), ttl=OUTBOX_LEASE_SECONDS,
-                                  gone=liveness.process_gone)
+        def mine() -> bool:
+            """Taken, and renewed while posting once a third of it has passed (a slow Slack must
+            not lose it; a quick flush writes it once)."""
+            now = time.time()
+            if now - renewed[0] < OUTBOX_LEASE_SECONDS / 3:
+                return True
+            if not leases.acquire(OUTBOX_LEASE, self.owner, now=now, ttl=OUTBOX_LEASE_SECONDS,
+                                  gone=liveness.process_gone):
+                return False
+            renewed[0] = now
+            return True
 
         async with self._flush_lock:
             if not mine():

@@ -429,13 +429,16 @@ class TrafficService:
         whose process died is released (and its change reported) as soon as it is stale."""
         deadline = time.monotonic() + self.config.rollback_wait_seconds
         while True:
-            if interrupted := self.sweep_stale_locks():
-                self.services.spawn(self.report_interrupted(interrupted), name="traffic.interrupted")
             at, now_ts = self._now()
             busy = self.repo.acquire_lock(launch_id, holder=holder, what=what, boot_id=self.boot_id,
                                           now_ts=now_ts, at=at, ttl=self.config.lock_seconds)
             if busy is None or time.monotonic() >= deadline:
                 return busy
+            if busy["expires_ts"] <= now_ts or liveness.process_gone(busy["boot_id"]):
+                # the lock in the way is stale: release it now rather than at the next sweep
+                if interrupted := self.sweep_stale_locks():
+                    self.services.spawn(self.report_interrupted(interrupted), name="traffic.interrupted")
+                    continue
             await asyncio.sleep(0.05)
 
     @contextlib.asynccontextmanager
@@ -446,7 +449,7 @@ class TrafficService:
         async def renew() -> None:
             while True:
                 await asyncio.sleep(self.config.lock_seconds / 3)
-                if not self.repo.renew_lock(launch_id, self.boot_id, self.clock_ts() + self.config.lock_seconds):
+                if not self.repo.renew_lock(launch_id, self.boot_id, self._now()[1] + self.config.lock_seconds):
                     log.error("the traffic lock of launch %s was taken from this process mid-change", launch_id)
                     return
 
@@ -458,9 +461,6 @@ class TrafficService:
             with contextlib.suppress(asyncio.CancelledError):
                 await renewing
             self.repo.release_lock(launch_id, self.boot_id, holder)
-
-    def clock_ts(self) -> float:
-        return self.services.clock.timestamp()
 
     def sweep_stale_locks(self) -> list[int]:
         """Release the locks of processes that are gone; the changes they held, now marked

@@ -35,20 +35,25 @@ async def _read(request: web.Request) -> bytes | None:
 
 
 def setup_routes(app: web.Application, services: Services) -> None:
-    async def customerio(request: web.Request) -> web.Response:
+    async def admitted(request: web.Request) -> bytes | web.Response:
+        """The body, or the refusal when alerts are off or the body is too large."""
         if services.alerts is None:
             return web.json_response({"status": "rejected", "error": "Alerts are not configured."}, status=503)
         body = await _read(request)
-        if body is None:
-            return _too_large()
+        return _too_large() if body is None else body
+
+    async def customerio(request: web.Request) -> web.Response:
+        body = await admitted(request)
+        if isinstance(body, web.Response):
+            return body
+        assert services.alerts is not None
         return _response(await services.alerts.customerio_webhook(request.headers, body))
 
     async def alertmanager(request: web.Request) -> web.Response:
-        if services.alerts is None:
-            return web.json_response({"status": "rejected", "error": "Alerts are not configured."}, status=503)
-        body = await _read(request)
-        if body is None:
-            return _too_large()
+        body = await admitted(request)
+        if isinstance(body, web.Response):
+            return body
+        assert services.alerts is not None
         result = await services.alerts.alertmanager_webhook(request.headers.get("Authorization", ""), body)
         headers = {"WWW-Authenticate": "Bearer"} if result.status == 401 else None
         return web.json_response(result.body, status=result.status, headers=headers)

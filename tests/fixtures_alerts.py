@@ -79,6 +79,16 @@ def write_config(tmp_path: Path, text: str, name: str = "cio.toml") -> str:
     return str(path)
 
 
+#: the three escalation tiers of the tests: (name, who is mentioned)
+TIERS = (("On-call", "U0ONCALL"), ("SRE leads", "S0SRELEADS"), ("Head of engineering", "U0HEADENG"))
+
+
+def escalation_toml(*delays_minutes: float) -> str:
+    """``[[alerts.escalation]]`` tables for :data:`TIERS`, with these delays."""
+    return "".join(f'\n[[alerts.escalation]]\nname = "{name}"\ndelay_minutes = {delay:g}\nmentions = ["{who}"]\n'
+                   for (name, who), delay in zip(TIERS, delays_minutes, strict=True))
+
+
 BASE_CONFIG = f"""
 [alerts]
 alertmanager_token = "{AM_TOKEN}"
@@ -87,22 +97,7 @@ resolve_after = 3
 
 [alerts.thresholds]
 bounce_rate = {{ limit = "5%", critical = "20%", min_samples = 100 }}
-
-[[alerts.escalation]]
-name = "On-call"
-delay_minutes = 0
-mentions = ["U0ONCALL"]
-
-[[alerts.escalation]]
-name = "SRE leads"
-delay_minutes = 10
-mentions = ["S0SRELEADS"]
-
-[[alerts.escalation]]
-name = "Head of engineering"
-delay_minutes = 15
-mentions = ["U0HEADENG"]
-"""
+""" + escalation_toml(0, 10, 15)
 
 
 async def wait_for(cond: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:

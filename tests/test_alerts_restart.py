@@ -25,6 +25,7 @@ from tests.fixtures_alerts import (
     am_payload,
     cio_event,
     cio_headers,
+    escalation_toml,
     wait_for,
     write_config,
 )
@@ -37,22 +38,7 @@ alertmanager_token = "{AM_TOKEN}"
 evaluate_seconds = 3600
 probe_seconds = 3600
 escalation_tick_seconds = 0.05
-
-[[alerts.escalation]]
-name = "On-call"
-delay_minutes = 0
-mentions = ["U0ONCALL"]
-
-[[alerts.escalation]]
-name = "SRE leads"
-delay_minutes = 0.02
-mentions = ["S0SRELEADS"]
-
-[[alerts.escalation]]
-name = "Head of engineering"
-delay_minutes = 0.1
-mentions = ["U0HEADENG"]
-"""
+""" + escalation_toml(0, 0.02, 0.1)
 
 
 def free_port() -> int:

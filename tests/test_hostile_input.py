@@ -57,7 +57,7 @@ async def test_each_command_refuses_hostile_arguments_with_a_sentence(bot, sandb
         record = bot.store.audit.recent(1)[0]
         assert record["outcome"] != "error", (name, junk[:40], record)
         if name in FREE_TEXT and len(junk) <= 1000:
-            assert any(b["action_id"] == "traffic_confirm" for b in _buttons(answer)), junk[:40]
+            assert any(b["action_id"] == "traffic_confirm" for b in _buttons(bot, answer)), junk[:40]
     assert sandbox.launchdarkly.env() == before, f"/cio {name} moved traffic on hostile input"
     if name not in FREE_TEXT:
         assert bot.store.launches.current(SANDBOX_CHANNEL) is None, f"/cio {name} began a launch"
@@ -73,20 +73,15 @@ def _block_text(answer) -> str:
     return "\n".join(b["text"]["text"] for m in answer.responses for b in m.blocks if b.get("type") == "section")
 
 
-def _buttons(answer) -> list[dict]:
-    found = []
-    for payload in [answer.ack or {}] + [{"blocks": m.blocks} for m in answer.responses]:
-        for block in payload.get("blocks") or []:
-            if block.get("type") == "actions":
-                found.extend(block.get("elements", []))
-    return found
+def _buttons(bot, answer) -> list[dict]:
+    return [b for m in answer.responses for b in bot.buttons(m)]
 
 
 async def test_an_overlong_command_is_refused_before_any_command_sees_it(bot, sandbox):
     before = sandbox.launchdarkly.env()
     answer = await bot.command("/cio rollback " + "because " * 200)
     assert "1,608 characters; a /cio command takes at most 1,000" in answer.text
-    assert not _buttons(answer)
+    assert not _buttons(bot, answer)
     record = bot.store.audit.recent(1)[0]
     assert record["outcome"] == "usage" and len(record["action"]) <= 80
     assert sandbox.launchdarkly.env() == before
@@ -103,7 +98,7 @@ async def test_a_rollback_reason_is_prose_not_shell_words(bot, sandbox):
     """In an incident nobody should be told to check their quotes."""
     _serving(sandbox, 10)
     answer = await bot.command("/cio rollback it's bouncing, the \"new\" template is broken")
-    assert any(b["action_id"] == "traffic_confirm" for b in _buttons(answer))
+    assert any(b["action_id"] == "traffic_confirm" for b in _buttons(bot, answer))
     assert "it's bouncing, the \"new\" template is broken" in _block_text(answer)
 
 
@@ -111,7 +106,7 @@ async def test_digits_of_other_scripts_are_not_a_percentage(bot, sandbox):
     for word in ("５０", "٥٠", "50\u200b"):
         answer = await bot.command(f"/cio ramp {word}")
         assert "is not a percentage" in answer.text, word
-        assert not _buttons(answer)
+        assert not _buttons(bot, answer)
 
 
 @pytest.mark.parametrize("action_id", sorted(ACTIONS))
